@@ -75,6 +75,45 @@ def test_same_result_for_any_thread_count():
     np.testing.assert_array_equal(out[0][0], _core.topk_inner_product(Q, X, 10, num_threads=1)[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_instruction_set_path_and_thread_count(dtype):
+    """Each compiled tile shape (baseline, AVX2, AVX-512, whichever this CPU runs) over several
+    query tasks, item chunks and ragged tails, with exclusions and candidate lists; integer-valued
+    factors keep every score exact, so each path must match the reference id for id."""
+    rng = np.random.default_rng(11)
+    nq, ni, dim, k = 301, 2503, 64, 17  # > 8 sub-blocks of queries, > 2 item chunks, ragged ends
+    Q = rng.integers(-2, 3, (nq, dim)).astype(dtype)
+    X = rng.integers(-2, 3, (ni, dim)).astype(dtype)
+    excluded = [rng.choice(ni, rng.integers(0, 40)) for _ in range(nq)]
+    ptr, idx = csr_of(excluded)
+    cands = np.ascontiguousarray(rng.permutation(ni)[:700])
+    want = reference(Q, X, k, excluded)
+    want_c = reference(Q, X, k, excluded, cands)
+    try:
+        for level in range(_core._cpu_isa_level() + 1):
+            _core._set_isa_level(level)
+            for threads in (1, 2, 4):
+                ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, None, threads)
+                np.testing.assert_array_equal(ids, want, err_msg=f"level {level}, {threads} threads")
+                ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, cands, threads)
+                np.testing.assert_array_equal(ids, want_c, err_msg=f"level {level}, {threads} threads, candidates")
+    finally:
+        _core._set_isa_level(-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_scores_are_skipped(dtype):
+    rng = np.random.default_rng(12)
+    Q = rng.standard_normal((40, 8)).astype(dtype)
+    X = rng.standard_normal((100, 8)).astype(dtype)
+    X[[3, 50, 97]] = np.nan
+    Q[7] = np.nan  # every score of this query is NaN: nothing to return
+    ids, scores = _core.topk_inner_product(Q, X, 100)
+    assert not np.isin(ids, [3, 50, 97]).any()
+    assert np.all(ids[7] == -1) and np.all(scores[7] == -np.inf)
+    assert np.all(ids[0, :97] >= 0) and np.all(ids[0, 97:] == -1)
+
+
 def test_bad_input():
     Q = np.zeros((2, 3), np.float32)
     X = np.zeros((4, 3), np.float32)

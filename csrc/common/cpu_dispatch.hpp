@@ -36,8 +36,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define RS_INLINE inline __attribute__((always_inline))
+#define RS_PRAGMA_(x) _Pragma(#x)
+#define RS_UNROLL RS_PRAGMA_(GCC unroll 16)  // keeps register tiles in registers
 #else
 #define RS_INLINE inline
+#define RS_UNROLL
 #endif
 
 // RS_DISPATCHED(NAME, IMPL, (params), (args)) defines, for a kernel template IMPL<T>, one
