@@ -69,10 +69,10 @@ def ref_objective(C, P, X, Y, lam):
 
 
 def init_factors(seed, n_users, n_items, f, dtype):
-    """The documented initialisation: 0.01 * standard_normal from default_rng(seed), users first."""
+    """The documented initialisation: 0.01 * uniform[0, 1) from default_rng(seed), users first."""
     rng = np.random.default_rng(seed)
-    X = (rng.standard_normal((n_users, f)) * 0.01).astype(dtype)
-    Y = (rng.standard_normal((n_items, f)) * 0.01).astype(dtype)
+    X = (rng.random((n_users, f)) * 0.01).astype(dtype)
+    Y = (rng.random((n_items, f)) * 0.01).astype(dtype)
     return X, Y
 
 
