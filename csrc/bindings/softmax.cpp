@@ -34,7 +34,6 @@ softmax::LossKind kind_of(const std::string& k) {
 
 void bind_softmax(py::module_& m) {
   m.def("_softmax_simd_path", &softmax::simd_path);
-  m.def("_softmax_set_simd_path", &softmax::set_simd_path, py::arg("name"));
 
   m.def(
       "sampled_logits",

@@ -8,8 +8,8 @@
 // Results of one path never depend on the thread count; different paths may round differently
 // (FMA contraction), so compare paths with a tolerance.
 //
-// Shared by csrc/wals and csrc/retrieval. (csrc/softmax still picks its micro-kernel with its own
-// __builtin_cpu_supports checks; moving it onto isa_level() is a follow-up.)
+// Shared by csrc/wals, csrc/retrieval and csrc/softmax (whose hand-written AVX-512 / AVX2
+// micro-kernels are selected by isa_level() too).
 #pragma once
 
 #include <atomic>

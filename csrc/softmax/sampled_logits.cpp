@@ -8,11 +8,13 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/cpu_dispatch.hpp"
 #include "common/thread_pool.hpp"
 
-// x86-64 with GCC/Clang: AVX-512 and AVX2 paths chosen at run time (define RECSAMPLE_NO_SIMD_DISPATCH to
-// build the portable path only). Elsewhere: the portable generic-vector path.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(RECSAMPLE_NO_SIMD_DISPATCH)
+// x86-64 with GCC/Clang: AVX-512 and AVX2 paths chosen at run time by common/cpu_dispatch's
+// isa_level() (define RECSAMPLE_NO_ISA_DISPATCH to build the portable path only). Elsewhere: the
+// portable generic-vector path.
+#if RECSAMPLE_ISA_DISPATCH
 #include <immintrin.h>
 #endif
 
@@ -32,9 +34,6 @@ FloatBuf alloc_floats(int64_t n) {
 
 namespace {
 
-#define RS_INLINE inline __attribute__((always_inline))
-#define RS_PRAGMA(x) _Pragma(#x)
-#define RS_UNROLL RS_PRAGMA(GCC unroll 16)
 
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
@@ -150,7 +149,7 @@ struct GenericKernel {
   }
 };
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(RECSAMPLE_NO_SIMD_DISPATCH)
+#if RECSAMPLE_ISA_DISPATCH
 struct Avx512Kernel {
   static constexpr int MR = 12;
   __attribute__((target("avx512f,fma"))) static void run(int64_t K, const float* a, int64_t sa,
@@ -391,8 +390,7 @@ struct Ops {
                          TAG##_act,     TAG##_sp, TAG##_rmax,  TAG##_rse,      TAG##_res,    TAG##_rsc, TAG##_rsig};                        \
   }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(RECSAMPLE_NO_SIMD_DISPATCH)
-#define RS_X86 1
+#if RECSAMPLE_ISA_DISPATCH
 RS_DEFINE_OPS(avx512, __attribute__((target("avx512f,fma"))), f32x16, 12, 2, Avx512Kernel)
 RS_DEFINE_OPS(avx2, __attribute__((target("avx2,fma"))), f32x8, 6, 2, Avx2Kernel)
 #endif
@@ -403,24 +401,15 @@ RS_DEFINE_OPS(generic, , f32x4, 6, 2, GenericKernel4)
 
 namespace {
 
-const Ops* best_ops() {
-#ifdef RS_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return &avx512_ops;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2_ops;
+// The micro-kernels for the instruction-set level in force (common/cpu_dispatch: the CPU's,
+// unless a test capped it).
+const Ops* current_ops() {
+#if RECSAMPLE_ISA_DISPATCH
+  const int level = isa_level();
+  if (level >= 2) return &avx512_ops;
+  if (level == 1) return &avx2_ops;
 #endif
   return &generic_ops;
-}
-
-std::atomic<const Ops*> g_ops{nullptr};
-
-const Ops* current_ops() {
-  const Ops* o = g_ops.load(std::memory_order_acquire);
-  if (o == nullptr) {
-    o = best_ops();
-    g_ops.store(o, std::memory_order_release);
-  }
-  return o;
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -429,32 +418,6 @@ int64_t gcd64(int64_t a, int64_t b) { return b == 0 ? a : gcd64(b, a % b); }
 }  // namespace
 
 std::string simd_path() { return current_ops()->name; }
-
-void set_simd_path(const std::string& name) {
-  if (name == "auto") {
-    g_ops.store(best_ops());
-    return;
-  }
-#ifdef RS_X86
-  __builtin_cpu_init();
-  if (name == "avx512") {
-    if (!__builtin_cpu_supports("avx512f")) throw std::invalid_argument("this CPU has no AVX-512F");
-    g_ops.store(&avx512_ops);
-    return;
-  }
-  if (name == "avx2") {
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
-      throw std::invalid_argument("this CPU has no AVX2+FMA");
-    g_ops.store(&avx2_ops);
-    return;
-  }
-#endif
-  if (name == "generic") {
-    g_ops.store(&generic_ops);
-    return;
-  }
-  throw std::invalid_argument("unknown or unavailable SIMD path '" + name + "' (auto, avx512, avx2, generic)");
-}
 
 // ---- Engine ------------------------------------------------------------------------------------
 Engine::Engine() : ops_(current_ops()) {}

@@ -30,11 +30,9 @@ using FloatBuf = std::unique_ptr<float[], FreeDeleter>;
 FloatBuf alloc_floats(int64_t n);  // 64-byte aligned, uninitialised
 
 // ---- ISA dispatch ------------------------------------------------------------------------------
-// "avx512", "avx2" or "generic": the path in use (chosen from the CPU at first use).
+// "avx512", "avx2" or "generic": the micro-kernels for common/cpu_dispatch's isa_level() (levels
+// 2, 1, 0); tests cap the level with set_isa_level() to compare paths.
 std::string simd_path();
-// Forces a path ("auto" = the CPU's best); throws std::invalid_argument for an unknown or
-// unsupported name. Used by the tests to compare paths.
-void set_simd_path(const std::string& name);
 
 struct Ops;  // one per ISA path (defined in sampled_logits.cpp)
 
