@@ -188,8 +188,8 @@ class WALS:
             first, then items), in float64 and cast to ``dtype``. All-positive, as in ``implicit``:
             the start then lies near the leading (popularity) direction of implicit-feedback
             data, which early-stopped CG (3 steps per sweep) needs; a zero-mean Gaussian start cost
-            CG about 5% precision@10 against ``implicit`` (bench/README.md). An int seed gives the same model on
-            every :meth:`fit`; a Generator is advanced by each fit.
+            CG about 5% precision@10 against ``implicit`` (bench/README.md). An int seed gives the
+            same model on every :meth:`fit`; a Generator is advanced by each fit.
         num_threads: at most this many threads (0: ``recsample.get_num_threads()``, which is also
             an upper bound). The factors are the same for any thread count.
 
