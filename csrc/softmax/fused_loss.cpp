@@ -211,9 +211,9 @@ void run_forward(const Problem& p, float* loss) {
 //
 // Rows are processed in super-chunks of about kSuperRows rows (a multiple of the row block; fixed,
 // so thread-count invariant). For each: phase A (parallel over row blocks) computes the logits of
-// a block into per-thread scratch, turns them into G = dLoss/dlogit, accumulates dX = G W while the
-// block is in cache, and copies G into column panels; phase B (parallel over column blocks) adds
-// G^T X of the super-chunk to dW. G of one super-chunk (~8 MB at S = 8192) stays in the last-level
+// a block into its rows of the super-chunk's buffer, turns them into G = dLoss/dlogit and
+// accumulates dX = G W while the block is in cache; phase B (parallel over column blocks) adds
+// G^T X of the super-chunk to dW, reading G's rows in place. G of one super-chunk (~8 MB at S = 8192) stays in the last-level
 // cache instead of making a B x S round trip through memory.
 constexpr int64_t kSuperRows = 256;
 
@@ -227,10 +227,13 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
   std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit);
   for (int64_t j = 0; j < p.n; ++j)
     offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
-  const int64_t mr = e.mr();
   const int64_t rb = e.row_block();
   const int64_t super = std::min(bp, (kSuperRows + rb - 1) / rb * rb);
-  Workspace gws(super * np);
+  // G = dLoss/dlogits of one super-chunk, row-major. Row stride: 64 bytes past np, so that the
+  // micro-kernel's MR rows (read together by dX = G W) do not all fall into one L1 set when
+  // np * 4 bytes is a multiple of 4 KiB, and G^T X's walk down a column shifts sets row by row.
+  const int64_t ldl = np + 16;
+  Workspace gws(super * ldl);
   float* Gp = gws.get();
   Workspace dxws(bp * dp);
   float* dX = dxws.get();
@@ -249,12 +252,11 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
     // Phase A: row blocks of this super-chunk.
     parallel_chunks(srows, rb, [&](int64_t, int64_t q0, int64_t q1) {
       const int64_t r0 = s0 + q0, r1 = s0 + q1, blk = r0 / rb;
-      std::vector<float>& buf = block_scratch(rb * np);
-      float* L = buf.data();
-      e.scores(x, w, r0, r1, 0, np, p.inv_tau, offset.data(), L, np, bp, np);
+      float* L = Gp + q0 * ldl;  // the block's rows of the super-chunk's G
+      e.scores(x, w, r0, r1, 0, np, p.inv_tau, offset.data(), L, ldl, bp, np);
       std::vector<float> tl(static_cast<size_t>(t));
       for (int64_t r = r0; r < r1; ++r) {
-        float* row = L + (r - r0) * np;
+        float* row = L + (r - r0) * ldl;
         if (r >= p.b) {
           std::fill(row, row + np, 0.0f);
           continue;
@@ -265,7 +267,7 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
       }
       float* dxb = dX + r0 * dp;
       std::fill(dxb, dxb + (r1 - r0) * dp, 0.0f);
-      e.acc_rows_times_cols(L, np, r1 - r0, w, dxb, dp);
+      e.acc_rows_times_cols(L, ldl, r1 - r0, w, dxb, dp);
       for (int64_t r = r0; r < std::min(r1, p.b); ++r) {
         float* dxr = dX + r * dp;
         for (int64_t k = 0; k < t; ++k) {
@@ -279,16 +281,14 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
         float* part = bias_partial.data() + blk * np;
         std::fill(part, part + np, 0.0f);
         for (int64_t r = r0; r < r1; ++r) {
-          const float* row = L + (r - r0) * np;
+          const float* row = L + (r - r0) * ldl;
           for (int64_t j = 0; j < np; ++j) part[j] += row[j];
         }
       }
-      // G into column panels of mr columns: panel g holds rows [s0, s1) x columns [g mr, (g + 1) mr).
-      e.store_panels(L, np, r1 - r0, np, Gp + q0 * mr, srows * mr);
     });
     // Phase B: column blocks; dW += G[s0:s1]^T X[s0:s1].
     parallel_chunks(np, cblock, [&](int64_t, int64_t j0, int64_t j1) {
-      e.acc_panelsT_times_rows(Gp, j0, j1, x, s0, s1, dW, dp);
+      e.acc_rowsT_times_rows(Gp, ldl, j0, j1, x, s0, s1, dW, dp);
     });
   }
   if (bias_grads) {

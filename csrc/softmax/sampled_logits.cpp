@@ -259,31 +259,21 @@ struct Impl {
     }
   }
 
-  static RS_INLINE void acc_panelsT_times_rows(const float* gp, int64_t j0, int64_t j1, const Rows& x, int64_t k0,
-                                               int64_t k1, float* c, int64_t ldc) {
+  static RS_INLINE void acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x,
+                                             int64_t k0, int64_t k1, float* c, int64_t ldc) {
     alignas(64) float tile[MR * NR];
     const int64_t dp = x.dp;
-    const int64_t rows = k1 - k0;
     for (int64_t kc = k0; kc < k1; kc += kKc) {
       const int64_t K = std::min<int64_t>(kKc, k1 - kc);
       for (int64_t p = 0; p < dp; p += NR) {
         for (int64_t j = j0; j < j1; j += MR) {
-          kernel(K, gp + (j / MR) * rows * MR + (kc - k0) * MR, 1, MR, x.data.get() + kc * dp + p, dp, tile);
+          kernel(K, g + (kc - k0) * ldg + j, 1, ldg, x.data.get() + kc * dp + p, dp, tile);
           for (int i = 0; i < MR; ++i) {
             float* o = c + (j + i) * ldc + p;
             for (int v = 0; v < NV; ++v) storeu<V>(o + v * VF, loadu<V>(o + v * VF) + loadu<V>(tile + i * NR + v * VF));
           }
         }
       }
-    }
-  }
-
-  static RS_INLINE void store_panels(const float* L, int64_t ldl, int64_t nrows, int64_t ncols, float* dst,
-                                     int64_t panel_stride) {
-    for (int64_t g = 0; g < ncols / MR; ++g) {
-      float* d = dst + g * panel_stride;
-      const float* src = L + g * MR;
-      for (int64_t r = 0; r < nrows; ++r) std::memcpy(d + r * MR, src + r * ldl, sizeof(float) * MR);
     }
   }
 
@@ -355,8 +345,7 @@ struct Ops {
   void (*scores)(const Rows&, const Columns&, int64_t, int64_t, int64_t, int64_t, float, const float*, float*, int64_t,
                  int64_t, int64_t);
   void (*acc_rows_times_cols)(const float*, int64_t, int64_t, const Columns&, float*, int64_t);
-  void (*acc_panelsT_times_rows)(const float*, int64_t, int64_t, const Rows&, int64_t, int64_t, float*, int64_t);
-  void (*store_panels)(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+  void (*acc_rowsT_times_rows)(const float*, int64_t, int64_t, int64_t, const Rows&, int64_t, int64_t, float*, int64_t);
   float (*row_max)(const float*, int64_t);
   double (*row_sum_exp)(const float*, int64_t, float);
   double (*row_exp_sum)(float*, int64_t, float);
@@ -374,12 +363,9 @@ struct Ops {
   TARGET void TAG##_arc(const float* a, int64_t lda, int64_t m, const Columns& w, float* c, int64_t ldc) {            \
     Impl_##TAG::acc_rows_times_cols(a, lda, m, w, c, ldc);                                                             \
   }                                                                                                                    \
-  TARGET void TAG##_act(const float* gp, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1, float* c,     \
-                        int64_t ldc) {                                                                                 \
-    Impl_##TAG::acc_panelsT_times_rows(gp, j0, j1, x, k0, k1, c, ldc);                                                 \
-  }                                                                                                                    \
-  TARGET void TAG##_sp(const float* L, int64_t ldl, int64_t nr, int64_t nc, float* d, int64_t ps) {                     \
-    Impl_##TAG::store_panels(L, ldl, nr, nc, d, ps);                                                                   \
+  TARGET void TAG##_act(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1,  \
+                        float* c, int64_t ldc) {                                                                       \
+    Impl_##TAG::acc_rowsT_times_rows(g, ldg, j0, j1, x, k0, k1, c, ldc);                                               \
   }                                                                                                                    \
   TARGET float TAG##_rmax(const float* p, int64_t n) { return Impl_##TAG::row_max(p, n); }                             \
   TARGET double TAG##_rse(const float* p, int64_t n, float s) { return Impl_##TAG::row_sum_exp(p, n, s); }             \
@@ -387,7 +373,7 @@ struct Ops {
   TARGET void TAG##_rsc(float* p, int64_t n, float s) { Impl_##TAG::row_scale(p, n, s); }                               \
   TARGET double TAG##_rsig(float* p, int64_t n, float s) { return Impl_##TAG::row_sigmoid_grad(p, n, s); }             \
   const Ops TAG##_ops = {#TAG,          MR,          Impl_##TAG::NR, TAG##_scores, TAG##_arc,                          \
-                         TAG##_act,     TAG##_sp, TAG##_rmax,  TAG##_rse,      TAG##_res,    TAG##_rsc, TAG##_rsig};                        \
+                         TAG##_act,     TAG##_rmax,  TAG##_rse,      TAG##_res,    TAG##_rsc, TAG##_rsig};                        \
   }
 
 #if RECSAMPLE_ISA_DISPATCH
@@ -502,13 +488,9 @@ void Engine::acc_rows_times_cols(const float* a, int64_t lda, int64_t m, const C
                                  int64_t ldc) const {
   ops_->acc_rows_times_cols(a, lda, m, w, c, ldc);
 }
-void Engine::acc_panelsT_times_rows(const float* gp, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1,
-                                    float* c, int64_t ldc) const {
-  ops_->acc_panelsT_times_rows(gp, j0, j1, x, k0, k1, c, ldc);
-}
-void Engine::store_panels(const float* l, int64_t ldl, int64_t nrows, int64_t ncols, float* dst,
-                          int64_t panel_stride) const {
-  ops_->store_panels(l, ldl, nrows, ncols, dst, panel_stride);
+void Engine::acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0,
+                                  int64_t k1, float* c, int64_t ldc) const {
+  ops_->acc_rowsT_times_rows(g, ldg, j0, j1, x, k0, k1, c, ldc);
 }
 float Engine::row_max(const float* v, int64_t n) const { return ops_->row_max(v, n); }
 double Engine::row_sum_exp(const float* v, int64_t n, float shift) const { return ops_->row_sum_exp(v, n, shift); }

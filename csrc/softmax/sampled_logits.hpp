@@ -71,12 +71,10 @@ class Engine {
   // C[r][0:dp] += sum_k A[r][k] * w.rows[k][0:dp] for r in [0, m) (m multiple of mr), k in [0, np).
   void acc_rows_times_cols(const float* a, int64_t lda, int64_t m, const Columns& w, float* c, int64_t ldc) const;
   // C[j][0:dp] += sum_k G[k][j] * x.data[k][0:dp] for j in [j0, j1) (multiples of mr), k in [k0, k1),
-  // with G stored in column panels of mr columns: G[k][j] = gp[(j / mr) * (k1 - k0) * mr + (k - k0) * mr + j % mr].
-  void acc_panelsT_times_rows(const float* gp, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1, float* c,
-                              int64_t ldc) const;
-
-  // dst[(j / mr) * panel_stride + r * mr + j % mr] = l[r * ldl + j] for r < nrows, j < ncols (multiple of mr).
-  void store_panels(const float* l, int64_t ldl, int64_t nrows, int64_t ncols, float* dst, int64_t panel_stride) const;
+  // with G row-major from row k0: G[k][j] = g[(k - k0) * ldg + j]. The micro-kernel reads mr
+  // consecutive floats of each row, so G needs no transposed copy.
+  void acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1,
+                            float* c, int64_t ldc) const;
 
   // Row operations over n floats (n a multiple of 16, 64-byte aligned rows).
   float row_max(const float* v, int64_t n) const;
