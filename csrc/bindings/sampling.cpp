@@ -94,6 +94,16 @@ py::array_t<double> copy_weights(const double* w, int64_t n) {
 }  // namespace
 
 void bind_sampling(py::module_& m) {
+  // Test hook: the vectorised log-uniform inversion on given exponents.
+  m.def(
+      "_log_uniform_classes",
+      [](CArray<double> x, int64_t n) {
+        require(n >= 1 && n <= kMaxClasses, "n must be in [1, 2^31-1]");
+        auto out = new_array<int64_t>({x.size()});
+        log_uniform_classes(x.data(), x.size(), n, out.mutable_data());
+        return out;
+      },
+      py::arg("x").noconvert(), py::arg("n"));
   py::class_<AliasDistribution, std::shared_ptr<AliasDistribution>> alias(m, "AliasDistribution");
   alias.def(py::init(&make_alias<float>), py::arg("weights").noconvert())
       .def(py::init(&make_alias<double>), py::arg("weights").noconvert())

@@ -16,6 +16,7 @@
 #include "common/checks.hpp"
 #include "common/large_array.hpp"
 #include "sampling/alias_table.hpp"
+#include "sampling/log_uniform.hpp"
 #include "sampling/sum_tree.hpp"
 
 namespace recsample {
@@ -78,11 +79,20 @@ class LogUniformDistribution {
   double total() const { return 1.0; }
   void prefetch(int64_t) const {}
   int64_t draw_one(Xoshiro256pp& rng) const {
-    const int64_t v = static_cast<int64_t>(std::exp(rng.uniform() * log_range_)) - 1;
-    return v < n_ ? v : n_ - 1;  // exp may round up to N+1 for u just below 1
+    const double x = rng.uniform() * log_range_;
+    int64_t v;
+    log_uniform_classes(&x, 1, n_, &v);
+    return v;
   }
+  // Uniforms are drawn in blocks, then turned into classes by the vectorised kernel.
   void draw(Xoshiro256pp& rng, int64_t* out, int64_t n) const {
-    for (int64_t k = 0; k < n; ++k) out[k] = draw_one(rng);
+    constexpr int64_t kBlock = 256;
+    double x[kBlock];
+    for (int64_t off = 0; off < n; off += kBlock) {
+      const int64_t m = n - off < kBlock ? n - off : kBlock;
+      for (int64_t i = 0; i < m; ++i) x[i] = rng.uniform() * log_range_;
+      log_uniform_classes(x, m, n_, out + off);
+    }
   }
   NoLock read_lock() const { return {}; }
 

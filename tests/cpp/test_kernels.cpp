@@ -1,11 +1,13 @@
 // Pure C++ tests of the kernels, without Python: build with -DRECSAMPLE_CPP_TESTS=ON
 // -DRECSAMPLE_BUILD_PYTHON=OFF and run ./cpp_tests (CI does, see .ci/run).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/cpu_dispatch.hpp"
 #include "common/thread_pool.hpp"
 #include "sampling/candidates.hpp"
 #include "sampling/distributions.hpp"
@@ -111,8 +113,35 @@ static void test_bad_weights_rejected() {
   CHECK(threw);
 }
 
+// The vectorised log-uniform inversion against std::exp, on every instruction-set path.
+static void test_log_uniform_classes_match_std_exp() {
+  const int64_t n = 1000000;
+  const double top = std::log1p(static_cast<double>(n));
+  Xoshiro256pp rng(7, 8, 9);
+  std::vector<double> x(100000);
+  for (auto& v : x) v = rng.uniform() * top;
+  x[0] = 0.0;
+  x[1] = std::nextafter(top, 0.0);
+  std::vector<int64_t> first;
+  for (int level = 0; level <= cpu_isa_level(); ++level) {
+    set_isa_level(level);
+    std::vector<int64_t> got(x.size());
+    log_uniform_classes(x.data(), static_cast<int64_t>(x.size()), n, got.data());
+    int64_t bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const int64_t want = std::min<int64_t>(static_cast<int64_t>(std::exp(x[i])) - 1, n - 1);
+      bad += got[i] != want;
+    }
+    CHECK(bad == 0);
+    if (first.empty()) first = got;
+    CHECK(got == first);
+  }
+  set_isa_level(-1);
+}
+
 int main() {
   test_alias_table_realizes_weights();
+  test_log_uniform_classes_match_std_exp();
   test_same_draws_for_any_thread_count();
   test_sum_tree_updates();
   test_parallel_for_rethrows();
