@@ -67,7 +67,16 @@ def test_topk_vs_numpy_and_faiss(benchmark, data, threads):
     ours_ids, _ = recsample.topk(q, x, K)
     ref = numpy_topk(q[:64], x, K)
     assert np.mean(ours_ids[:64] == ref) > 0.999  # same results (ties aside)
-    anchors: Dict[str, Callable[[], object]] = {"numpy": lambda: numpy_topk(q, x, K)}
+    try:  # numpy's BLAS gets the same number of threads (threadpoolctl, when installed)
+        from threadpoolctl import threadpool_limits
+
+        def numpy_anchor() -> object:
+            with threadpool_limits(threads):
+                return numpy_topk(q, x, K)
+    except ImportError:
+        def numpy_anchor() -> object:
+            return numpy_topk(q, x, K)
+    anchors: Dict[str, Callable[[], object]] = {"numpy": numpy_anchor}
     try:
         import faiss
 
