@@ -122,6 +122,7 @@ template <class V> RS_INLINE double hsum(V v) {
 }
 
 constexpr int64_t kKc = 256;  // k-block of the backward products
+constexpr int64_t kKcT = 128;  // ... and at most this for G^T X (see acc_rowsT_times_rows)
 
 // The micro-kernel: tile[MR][NR] = sum_k A(i, k) * B(k, 0:NR), A(i, k) = a[i * sa + k * sk],
 // B(k, :) = b + k * ldb, k in increasing order. Intrinsics on x86 (GCC's generic vectors spill the
@@ -263,8 +264,12 @@ struct Impl {
                                              int64_t k0, int64_t k1, float* c, int64_t ldc) {
     alignas(64) float tile[MR * NR];
     const int64_t dp = x.dp;
-    for (int64_t kc = k0; kc < k1; kc += kKc) {
-      const int64_t K = std::min<int64_t>(kKc, k1 - kc);
+    // k in even steps of at most kKcT rows: the step's rows of x (NR floats each) and of G (MR
+    // floats each, one cache line) then fit in L1 together and stay there across the j tiles.
+    const int64_t steps = (k1 - k0 + kKcT - 1) / kKcT;
+    const int64_t step = steps > 0 ? (k1 - k0 + steps - 1) / steps : 1;
+    for (int64_t kc = k0; kc < k1; kc += step) {
+      const int64_t K = std::min<int64_t>(step, k1 - kc);
       for (int64_t p = 0; p < dp; p += NR) {
         for (int64_t j = j0; j < j1; j += MR) {
           kernel(K, g + (kc - k0) * ldg + j, 1, ldg, x.data.get() + kc * dp + p, dp, tile);
