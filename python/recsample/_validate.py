@@ -79,6 +79,13 @@ def as_id_array(x: Any, name: str, *, ndims: Tuple[int, ...] = (1,)) -> np.ndarr
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+def check_ids_below(ids: np.ndarray, upper: int, name: str) -> None:
+    """IndexError naming ``name`` and the first offending id unless every id is in ``[0, upper)``."""
+    if ids.size and (ids.min() < 0 or ids.max() >= upper):
+        bad = ids[(ids < 0) | (ids >= upper)].flat[0]
+        raise IndexError(f"{name} contains {bad}, outside [0, {upper})")
+
+
 def as_real(value: Any, name: str, *, low: float | None = None, high: float | None = None,
             low_open: bool = False) -> float:
     """A finite real number (Python or numpy int/float; not bool, not a string), optionally

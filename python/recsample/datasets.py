@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 import numpy as np
 
 from ._rng import SeedLike
-from ._validate import as_id_array, as_int
+from ._validate import as_id_array, as_int, check_ids_below
 from .samplers import AliasSampler
 
 __all__ = ["CSR", "SyntheticImplicit", "synthetic_implicit", "load_interactions", "leave_one_out", "random_split"]
@@ -52,10 +52,8 @@ class CSR(NamedTuple):
         if not (r.shape == c.shape == v.shape):
             raise ValueError(f"rows, cols and values must have the same length, got {r.shape}, {c.shape}, {v.shape}")
         n_rows, n_cols = (as_int(shape[0], "shape[0]", minimum=0), as_int(shape[1], "shape[1]", minimum=0))
-        if r.size and (r.min() < 0 or r.max() >= n_rows):
-            raise IndexError("rows contains ids outside [0, shape[0])")
-        if c.size and (c.min() < 0 or c.max() >= n_cols):
-            raise IndexError("cols contains ids outside [0, shape[1])")
+        check_ids_below(r, n_rows, "rows")
+        check_ids_below(c, n_cols, "cols")
         key, inverse = np.unique(r * n_cols + c, return_inverse=True)
         summed = np.bincount(inverse.ravel(), weights=v, minlength=key.size).astype(np.float32)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)

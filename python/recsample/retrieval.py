@@ -12,7 +12,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validate import as_id_array, as_int
+from ._validate import as_id_array, as_int, check_ids_below
 
 __all__ = ["topk"]
 
@@ -54,8 +54,8 @@ def _exclusion(exclude: Any, num_queries: int, item_ids: Optional[np.ndarray], n
         counts[np.diff(indptr) == 0] = 0
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         indices = np.ascontiguousarray(rows_of[keep], dtype=np.int64)
-    elif indices.size and (indices.min() < 0 or indices.max() >= num_items):
-        raise IndexError(f"exclude contains item ids outside [0, {num_items})")
+    else:
+        check_ids_below(indices, num_items, "exclude")
     return indptr, indices
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _core
 from ._progress import Progress
-from ._validate import as_id_array, as_int
+from ._validate import as_id_array, as_int, check_ids_below
 
 __all__ = ["WALS"]
 
@@ -121,11 +121,8 @@ def _as_csr(x: Any, name: str) -> _Csr:
             raise ValueError(f"{name} values must be 1-D, got shape {vals.shape}")
         if not (rows.size == cols.size == vals.size):
             raise ValueError(f"{name}: rows, cols and values must have the same length, got {rows.size}, {cols.size}, {vals.size}")
-        if rows.size:
-            if rows.min() < 0 or rows.max() >= shape[0]:
-                raise IndexError(f"{name} rows must be in [0, {shape[0]})")
-            if cols.min() < 0 or cols.max() >= shape[1]:
-                raise IndexError(f"{name} cols must be in [0, {shape[1]})")
+        check_ids_below(rows, shape[0], f"{name} rows")
+        check_ids_below(cols, shape[1], f"{name} cols")
         values = vals.astype(np.float64)
         if np.isnan(values).any():
             raise ValueError(f"{name} contains NaN")
@@ -475,15 +472,12 @@ class WALS:
         n_users, n_items = s.user_factors.shape[0], s.item_factors.shape[0]
         scalar = np.ndim(user_ids) == 0
         ids = as_id_array(np.atleast_1d(user_ids), "user_ids")
-        if ids.size and (ids.min() < 0 or ids.max() >= n_users):
-            bad = ids[(ids < 0) | (ids >= n_users)][0]
-            raise IndexError(f"user_ids contains {bad}, outside [0, {n_users})")
+        check_ids_below(ids, n_users, "user_ids")
         k = as_int(k, "k", minimum=1)
         cand = None
         if items is not None:
             cand = np.unique(as_id_array(items, "items"))
-            if cand.size and (cand[0] < 0 or cand[-1] >= n_items):
-                raise IndexError(f"items must be in [0, {n_items})")
+            check_ids_below(cand, n_items, "items")
         n_cand = n_items if cand is None else cand.size
         k_eff = min(k, n_cand)
         ex_ptr = ex_idx = None
@@ -520,9 +514,7 @@ class WALS:
         n_items = s.item_factors.shape[0]
         scalar = np.ndim(item_ids) == 0
         ids = as_id_array(np.atleast_1d(item_ids), "item_ids")
-        if ids.size and (ids.min() < 0 or ids.max() >= n_items):
-            bad = ids[(ids < 0) | (ids >= n_items)][0]
-            raise IndexError(f"item_ids contains {bad}, outside [0, {n_items})")
+        check_ids_below(ids, n_items, "item_ids")
         k = as_int(k, "k", minimum=1)
         V = s.item_factors
         norms = np.linalg.norm(V.astype(np.float64), axis=1)
