@@ -191,26 +191,22 @@ CONFIGS = [
 THREADS = [pytest.param(t, id=f"t{t}") for t in (1, 2)]
 
 
-@pytest.mark.parametrize("threads", THREADS, indirect=True)
-@pytest.mark.parametrize(("num_buckets", "num_hashes"), CONFIGS)
-def test_update(benchmark, compare, dist, num_buckets, num_hashes, threads):
-    """Updates/s of batches of 4096 ids: recsample vs the same algorithm in numpy."""
-    batches = stream_batches(dist)
+def compare_updates(compare, batches, num_buckets: int, num_hashes: int, threads: int,
+                    anchor_update: Callable[[np.ndarray], Any], anchor_name: str) -> None:
+    """recsample's FrequencyEstimator(num_buckets, num_hashes) against ``anchor_update`` on the same
+    batches, both cycling through them."""
     est = recsample.FrequencyEstimator(num_buckets, num_hashes, seed=SEED)
     ours = cycling(est.update, batches, OURS_BATCHES_PER_ROUND)
     ours()  # warm: tables touched, caches and huge pages faulted in
-    anchor_est = NumpyEstimator(num_buckets, num_hashes, seed=SEED)
-    one = cycling(anchor_est.update, batches, 1)
+    one = cycling(anchor_update, batches, 1)
     reps = calibrate(one, ANCHOR_ROUND_S, max_reps=len(batches))
-    log_m = num_buckets.bit_length() - 1
-    benchmark.group = f"frequency update, batches of {BATCH}, buckets=2^{log_m}, hashes={num_hashes}"
     compare(
         ours,
         repeat(one, reps),
         ours_items=OURS_BATCHES_PER_ROUND * BATCH,
         anchor_items=reps * BATCH,
         rounds=ROUNDS,
-        anchor_name="numpy_same_algorithm",
+        anchor_name=anchor_name,
         unit="ids",
         info={"num_buckets": num_buckets, "num_hashes": num_hashes, "threads": threads, "batch": BATCH,
               "stream": "zipf1.0 over 1e6"},
@@ -218,27 +214,22 @@ def test_update(benchmark, compare, dist, num_buckets, num_hashes, threads):
 
 
 @pytest.mark.parametrize("threads", THREADS, indirect=True)
+@pytest.mark.parametrize(("num_buckets", "num_hashes"), CONFIGS)
+def test_update(benchmark, compare, dist, num_buckets, num_hashes, threads):
+    """Updates/s of batches of 4096 ids: recsample vs the same algorithm in numpy."""
+    log_m = num_buckets.bit_length() - 1
+    benchmark.group = f"frequency update, batches of {BATCH}, buckets=2^{log_m}, hashes={num_hashes}"
+    compare_updates(compare, stream_batches(dist), num_buckets, num_hashes, threads,
+                    NumpyEstimator(num_buckets, num_hashes, seed=SEED).update, "numpy_same_algorithm")
+
+
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
 def test_update_vs_plain_moving_average(benchmark, compare, dist, threads):
     """Context: the same recsample configuration (2^20 buckets, 2 hashes) against the simpler
     algorithm (moving average only) in closed-form numpy."""
-    batches = stream_batches(dist)
-    est = recsample.FrequencyEstimator(1 << 20, 2, seed=SEED)
-    ours = cycling(est.update, batches, OURS_BATCHES_PER_ROUND)
-    ours()
-    one = cycling(PlainMovingAverage(1 << 20, 2, seed=SEED).update, batches, 1)
-    reps = calibrate(one, ANCHOR_ROUND_S, max_reps=len(batches))
     benchmark.group = f"frequency update vs a simpler algorithm, batches of {BATCH}, buckets=2^20, hashes=2"
-    compare(
-        ours,
-        repeat(one, reps),
-        ours_items=OURS_BATCHES_PER_ROUND * BATCH,
-        anchor_items=reps * BATCH,
-        rounds=ROUNDS,
-        anchor_name="numpy_plain_moving_average",
-        unit="ids",
-        info={"num_buckets": 1 << 20, "num_hashes": 2, "threads": threads, "batch": BATCH,
-              "stream": "zipf1.0 over 1e6"},
-    )
+    compare_updates(compare, stream_batches(dist), 1 << 20, 2, threads,
+                    PlainMovingAverage(1 << 20, 2, seed=SEED).update, "numpy_plain_moving_average")
 
 
 def test_numpy_anchor_is_the_same_algorithm(dist):

@@ -114,6 +114,15 @@ def batched_draws(s: recsample.Sampler) -> Callable[[], None]:
     return run
 
 
+def compare_batched(compare: Any, s: recsample.Sampler, one: Callable[[], Any], anchor: str,
+                    info: Dict[str, Any]) -> None:
+    """TOTAL_DRAWS as sample(BATCH) calls of ``s`` against ``one`` (an anchor batch of BATCH draws)
+    repeated to about ANCHOR_ROUND_S per round."""
+    reps = calibrate(one, ANCHOR_ROUND_S, max_reps=-(-TOTAL_DRAWS // BATCH))
+    compare(batched_draws(s), repeat(one, reps), ours_items=TOTAL_DRAWS, anchor_items=reps * BATCH, rounds=5,
+            anchor_name=anchor, info=info)
+
+
 # -- 1. draws: batches of 4096 -----------------------------------------------------------------
 @pytest.mark.parametrize("anchor", BATCH_ANCHORS)
 @pytest.mark.parametrize("threads", THREADS, indirect=True)
@@ -122,19 +131,11 @@ def test_draws_batched(benchmark, compare, dist, n, threads, anchor):
     """10^7 draws as sample(4096) calls vs the anchor drawing batches of 4096."""
     d = dist(n)
     one = batch_anchor(anchor, d)
-    reps = calibrate(one, ANCHOR_ROUND_S, max_reps=-(-TOTAL_DRAWS // BATCH))
     s = d.sampler()
     s.sample(BATCH)
     benchmark.group = f"1 draws, batches of {BATCH}, N={size_id(n)}"
-    compare(
-        batched_draws(s),
-        repeat(one, reps),
-        ours_items=TOTAL_DRAWS,
-        anchor_items=reps * BATCH,
-        rounds=5,
-        anchor_name=anchor,
-        info={"n": n, "threads": threads, "mode": "batch4096", **fidelity_info(anchor, d)},
-    )
+    compare_batched(compare, s, one, anchor, {"n": n, "threads": threads, "mode": "batch4096",
+                                              **fidelity_info(anchor, d)})
 
 
 # -- 1b. draws: one call of 10^7 ------------------------------------------------------------------
@@ -338,14 +339,5 @@ def test_draws_analytic(benchmark, compare, kind, anchor, threads):
         def one() -> Any:
             return fn(tc).sampled_candidates.numpy()
 
-    reps = calibrate(one, ANCHOR_ROUND_S, -(-TOTAL_DRAWS // BATCH))
     benchmark.group = f"5 {kind} draws, batches of {BATCH}, N=1e6"
-    compare(
-        batched_draws(s),
-        repeat(one, reps),
-        ours_items=TOTAL_DRAWS,
-        anchor_items=reps * BATCH,
-        rounds=5,
-        anchor_name=anchor,
-        info={"n": n, "threads": threads, "mode": f"{kind}_batch4096"},
-    )
+    compare_batched(compare, s, one, anchor, {"n": n, "threads": threads, "mode": f"{kind}_batch4096"})
