@@ -78,23 +78,24 @@ int isa_level();
 // Caps the level (tests); a negative value removes the cap.
 void set_isa_level(int level);
 
-// 64-byte vectors of T (GCC/Clang vector extensions): one AVX-512 register, two AVX2 registers or
-// four SSE registers, depending on the target of the function they are inlined into.
-template <class T>
+// Vectors of T of Bytes bytes (GCC/Clang vector extensions). The default 64 bytes is one AVX-512
+// register, two AVX2 registers or four SSE registers, depending on the target of the function
+// they are inlined into; kernels that size their register tiles per level pick 32 or 16.
+template <class T, int Bytes = 64>
 struct Simd {
-  static constexpr int W = static_cast<int>(64 / sizeof(T));
-  typedef T vec __attribute__((vector_size(64)));
+  static constexpr int W = static_cast<int>(Bytes / sizeof(T));
+  typedef T vec __attribute__((vector_size(Bytes)));
 };
 
-template <class T>
-RS_INLINE typename Simd<T>::vec vload(const T* p) {
-  typename Simd<T>::vec v;
+template <class T, int Bytes = 64>
+RS_INLINE typename Simd<T, Bytes>::vec vload(const T* p) {
+  typename Simd<T, Bytes>::vec v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-template <class T>
-RS_INLINE void vstore(T* p, typename Simd<T>::vec v) {
+template <class T, int Bytes = 64>
+RS_INLINE void vstore(T* p, typename Simd<T, Bytes>::vec v) {
   std::memcpy(p, &v, sizeof(v));
 }
 

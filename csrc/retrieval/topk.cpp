@@ -51,15 +51,10 @@ constexpr int64_t kChunkBytes = 1 << 18;   // packed item chunk: about a quarter
 
 template <class T, int VB, int MR, int NV>
 struct Kernel {
-  typedef T vec __attribute__((vector_size(VB)));
-  static constexpr int VF = VB / static_cast<int>(sizeof(T));
+  using vec = typename Simd<T, VB>::vec;
+  static constexpr int VF = Simd<T, VB>::W;
   static constexpr int NR = NV * VF;
-
-  static RS_INLINE vec load(const T* p) {
-    vec v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  }
+  static RS_INLINE vec load(const T* p) { return vload<T, VB>(p); }
 
   // Keeps item scores s (for item `id`) of query q when they beat its heap; returns the new threshold.
   static RS_INLINE T offer(const TopK<T>& t, std::vector<Entry<T>>& heap, const std::vector<int64_t>& ex, size_t& cur,
