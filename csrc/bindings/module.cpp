@@ -14,6 +14,7 @@ void bind_metrics(py::module_& m);
 void bind_retrieval(py::module_& m);
 void bind_wals(py::module_& m);
 void bind_softmax(py::module_& m);
+void bind_graph(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -35,4 +36,5 @@ PYBIND11_MODULE(_core, m) {
   bind_retrieval(m);
   bind_wals(m);
   bind_softmax(m);
+  bind_graph(m);
 }

@@ -1,0 +1,239 @@
+#include "graph/random_walks.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/checks.hpp"
+#include "common/thread_pool.hpp"
+
+namespace recsample {
+namespace {
+
+constexpr int kLanes = 32;               // walks advancing in lockstep within one task
+constexpr int64_t kWalksPerTask = 256;   // walks per parallel task (results do not depend on it)
+constexpr int kMaxRejections = 64;       // then one exact O(deg) step
+
+enum LaneState : uint8_t { kIdle, kPropose, kResolveEdge, kResolveReturn };
+
+struct Lane {
+  Xoshiro256pp rng{0, 0, 0};
+  int64_t* out = nullptr;
+  int64_t step = 0;    // index of the next node to write
+  int64_t first = 0;   // first edge of v
+  int64_t edge = 0;    // proposed edge
+  uint64_t low = 0;    // low half of the slot product: the alias keep test
+  double accept_u = 0; // node2vec acceptance uniform
+  float back = 0;      // w(v -> t): weight of the edge back to the previous node (0: none)
+  int32_t v = -1, t = -1;
+  int rejections = 0;
+  LaneState state = kIdle;
+};
+
+template <bool kWeighted, bool kSecondOrder>
+class Walker {
+ public:
+  Walker(const Graph& g, int64_t walk_length, double p, double q, uint64_t k0, uint64_t k1, uint64_t base)
+      : g_(g), indptr_(g.indptr()), indices_(g.indices()), weights_(g.weights()), alias_(g.alias()),
+        out_weight_(g.out_weight()), length_(walk_length), inv_p_(1.0 / p), inv_q_(1.0 / q),
+        bound_(std::max(1.0, 1.0 / q)), sure_(std::min(1.0, 1.0 / q)), directed_(g.directed()), k0_(k0), k1_(k1),
+        base_(base) {}
+
+  void run(const int64_t* starts, int64_t begin, int64_t end, int64_t* out) {
+    Lane lanes[kLanes];
+    next_ = begin;
+    end_ = end;
+    starts_ = starts;
+    out_ = out;
+    int active = 0;
+    while (active < kLanes && start(lanes[active])) ++active;
+    while (active > 0) {
+      for (int k = 0; k < active; ++k) propose(lanes[k]);
+      for (int k = 0; k < active;) {
+        resolve(lanes[k]);
+        if (lanes[k].state == kIdle && !start(lanes[k])) {
+          lanes[k] = lanes[--active];  // not yet resolved this round: resolve it at k now
+          continue;
+        }
+        ++k;
+      }
+    }
+  }
+
+ private:
+  // Puts the next walk of the task into the lane; false when there is none left.
+  bool start(Lane& l) {
+    while (next_ < end_) {
+      const int64_t i = next_++;
+      l.rng = Xoshiro256pp(k0_, k1_, base_ + static_cast<uint64_t>(i));
+      l.out = out_ + i * length_;
+      l.v = static_cast<int32_t>(starts_[i]);
+      l.out[0] = l.v;
+      l.t = -1;
+      l.step = 1;
+      l.rejections = 0;
+      if (length_ == 1) continue;
+      prefetch_node(l.v);
+      l.state = kPropose;
+      return true;
+    }
+    l.state = kIdle;
+    return false;
+  }
+
+  void prefetch_node(int32_t v) const {
+    __builtin_prefetch(indptr_ + v);
+    if (kWeighted && kSecondOrder) __builtin_prefetch(out_weight_ + v);
+  }
+
+  void propose(Lane& l) {
+    if (l.state != kPropose) return;
+    const int64_t b = indptr_[l.v], d = indptr_[l.v + 1] - b;
+    if (d == 0) {  // dead end: the walk stops here
+      std::fill(l.out + l.step, l.out + length_, int64_t{-1});
+      l.state = kIdle;
+      return;
+    }
+    l.first = b;
+    if (kSecondOrder && l.t >= 0) {
+      if (directed_) {
+        const int64_t e = g_.find_edge(l.v, l.t);
+        l.back = e < 0 ? 0.0f : kWeighted ? weights_[e] : 1.0f;
+      }
+      const double total = kWeighted ? out_weight_[l.v] : static_cast<double>(d);
+      const double ret = static_cast<double>(l.back) * inv_p_;
+      if (l.rng.uniform() * (ret + total * bound_) < ret) {
+        l.state = kResolveReturn;
+        return;
+      }
+      l.accept_u = l.rng.uniform();
+    }
+    const unsigned __int128 prod = static_cast<unsigned __int128>(l.rng.next()) * static_cast<uint64_t>(d);
+    l.edge = b + static_cast<int64_t>(prod >> 64);
+    l.low = static_cast<uint64_t>(prod);
+    __builtin_prefetch(indices_ + l.edge);
+    if (kWeighted) __builtin_prefetch(alias_ + l.edge);
+    l.state = kResolveEdge;
+  }
+
+  void resolve(Lane& l) {
+    int32_t x;
+    float wx;
+    if (l.state == kResolveReturn) {
+      x = l.t;
+      wx = l.back;
+    } else if (l.state == kResolveEdge) {
+      int64_t e = l.edge;
+      if (kWeighted) {
+        const LocalAlias a = alias_[e];
+        const float u = static_cast<float>(static_cast<int64_t>(l.low >> 1)) * 0x1.0p-63f;
+        if (!(u < a.threshold)) e = l.first + a.alias;
+      }
+      x = indices_[e];
+      wx = kWeighted ? weights_[e] : 1.0f;
+      if (kSecondOrder && l.t >= 0 && !accept(l, x)) {
+        if (++l.rejections <= kMaxRejections) {
+          l.state = kPropose;
+          return;
+        }
+        exact_step(l, x, wx);
+      }
+    } else {
+      return;
+    }
+    l.out[l.step++] = x;
+    l.t = l.v;
+    l.v = x;
+    l.back = wx;  // undirected: w(x -> v) == w(v -> x); directed graphs look it up in propose
+    l.rejections = 0;
+    if (l.step == length_) {
+      l.state = kIdle;
+      return;
+    }
+    prefetch_node(x);
+    l.state = kPropose;
+  }
+
+  // Accepts x != t with probability alpha(x) / bound, deciding without the neighbour search when
+  // the uniform is below both possible alphas.
+  bool accept(const Lane& l, int32_t x) const {
+    if (x == l.t) return false;  // the return edge is drawn by the coin in propose()
+    const double a = l.accept_u * bound_;
+    if (a < sure_) return true;
+    return a < (adjacent(l.t, x) ? 1.0 : inv_q_);
+  }
+
+  // Whether the arc t -> x exists. In an undirected graph that is also x -> t, so the shorter of
+  // the two sorted lists is searched: walks visit hubs often, and a hub's list costs a cache miss
+  // per level of the binary search.
+  bool adjacent(int32_t t, int32_t x) const {
+    if (!directed_) {
+      const int64_t dt = indptr_[t + 1] - indptr_[t], dx = indptr_[x + 1] - indptr_[x];
+      if (dx < dt) return g_.find_edge(x, t) >= 0;
+    }
+    return g_.find_edge(t, x) >= 0;
+  }
+
+  // One step drawn exactly from the node2vec weights of all of v's edges.
+  void exact_step(Lane& l, int32_t& x, float& wx) {
+    const int64_t b = l.first, d = indptr_[l.v + 1] - b;
+    mass_.resize(static_cast<size_t>(d));
+    double total = 0.0;
+    for (int64_t k = 0; k < d; ++k) {
+      const int32_t y = indices_[b + k];
+      const double alpha = y == l.t ? inv_p_ : adjacent(l.t, y) ? 1.0 : inv_q_;
+      total += (kWeighted ? static_cast<double>(weights_[b + k]) : 1.0) * alpha;
+      mass_[k] = total;
+    }
+    const double u = l.rng.uniform() * total;
+    int64_t k = std::upper_bound(mass_.begin(), mass_.end(), u) - mass_.begin();
+    if (k >= d) k = d - 1;
+    x = indices_[b + k];
+    wx = kWeighted ? weights_[b + k] : 1.0f;
+  }
+
+  const Graph& g_;
+  const int64_t* indptr_;
+  const int32_t* indices_;
+  const float* weights_;
+  const LocalAlias* alias_;
+  const double* out_weight_;
+  const int64_t length_;
+  const double inv_p_, inv_q_, bound_, sure_;
+  const bool directed_;
+  const uint64_t k0_, k1_, base_;
+  int64_t next_ = 0, end_ = 0;
+  const int64_t* starts_ = nullptr;
+  int64_t* out_ = nullptr;
+  std::vector<double> mass_;
+};
+
+template <bool kWeighted, bool kSecondOrder>
+void run_walks(const Graph& g, const int64_t* starts, int64_t n, int64_t walk_length, double p, double q,
+               uint64_t k0, uint64_t k1, uint64_t base, int64_t* out) {
+  parallel_chunks(n, kWalksPerTask, [&](int64_t, int64_t begin, int64_t end) {
+    Walker<kWeighted, kSecondOrder> walker(g, walk_length, p, q, k0, k1, base);
+    walker.run(starts, begin, end, out);
+  });
+}
+
+}  // namespace
+
+void random_walks(const Graph& g, const int64_t* starts, int64_t n, int64_t walk_length, double p, double q,
+                  uint64_t k0, uint64_t k1, uint64_t base, int64_t* out) {
+  require(walk_length >= 1, "walk_length must be >= 1, got " + std::to_string(walk_length));
+  require(std::isfinite(p) && p > 0.0, "p must be finite and > 0");
+  require(std::isfinite(q) && q > 0.0, "q must be finite and > 0");
+  check_ids(starts, n, g.num_nodes(), "start_nodes");
+  const bool second = !(p == 1.0 && q == 1.0);
+  if (g.weighted()) {
+    second ? run_walks<true, true>(g, starts, n, walk_length, p, q, k0, k1, base, out)
+           : run_walks<true, false>(g, starts, n, walk_length, p, q, k0, k1, base, out);
+  } else {
+    second ? run_walks<false, true>(g, starts, n, walk_length, p, q, k0, k1, base, out)
+           : run_walks<false, false>(g, starts, n, walk_length, p, q, k0, k1, base, out);
+  }
+}
+
+}  // namespace recsample

@@ -1,0 +1,128 @@
+#include "graph/sgns.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "common/cpu_dispatch.hpp"
+#include "common/thread_pool.hpp"
+
+namespace recsample {
+namespace {
+
+constexpr int64_t kSequencesPerTask = 16;
+constexpr int64_t kMaxNegatives = 64;
+
+struct SgnsJob {
+  float* input;
+  float* output;
+  const Corpus* corpus;
+  const AliasDistribution* negatives;
+  const SgnsParams* params;
+  uint64_t k0, k1, base;
+  int64_t total_tokens;                // raw tokens of the call, for the learning-rate schedule
+  std::atomic<int64_t>* tokens_done;   // raw tokens processed so far (all threads)
+  int64_t seq_begin, seq_end;          // this task's sequences
+  SgnsCounts* counts;                  // this task's counts
+};
+
+template <class T>
+RS_INLINE T dot(const T* a, const T* b, int64_t n) {
+  using V = typename Simd<T>::vec;
+  constexpr int W = Simd<T>::W;
+  V acc = {};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) acc += vload<T>(a + i) * vload<T>(b + i);
+  T s = vsum<T>(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// 1 / (1 + exp(-x)), saturated where expf would overflow.
+RS_INLINE float sigmoid(float x) {
+  if (x > 30.0f) return 1.0f;
+  if (x < -30.0f) return 0.0f;
+  return 1.0f / (1.0f + std::exp(-x));
+}
+
+template <class T>
+RS_INLINE void sgns_task_impl(const SgnsJob& job) {
+  const SgnsParams& p = *job.params;
+  const int64_t dim = p.dim, k_neg = p.num_negatives;
+  const Corpus& c = *job.corpus;
+  const RandomStream stream(job.k0, job.k1, 0);
+  std::vector<int64_t> kept;
+  std::vector<T> grad(static_cast<size_t>(dim));
+  int64_t targets[kMaxNegatives + 1];
+  SgnsCounts counts;
+  for (int64_t s = job.seq_begin; s < job.seq_end; ++s) {
+    const int64_t len = c.offsets[s + 1] - c.offsets[s];
+    const double done = static_cast<double>(job.tokens_done->load(std::memory_order_relaxed));
+    const double frac = job.total_tokens > 0 ? std::min(1.0, done / static_cast<double>(job.total_tokens)) : 0.0;
+    const T lr = static_cast<T>(p.lr_start + (p.lr_end - p.lr_start) * frac);
+    Xoshiro256pp rng = stream.generator(job.base + static_cast<uint64_t>(s));
+    for_each_pair(c.tokens + c.offsets[s], len, p.window, rng, kept, [&](int64_t center, int64_t context) {
+      targets[0] = context;
+      __builtin_prefetch(job.output + context * dim);
+      for (int64_t k = 1; k <= k_neg; ++k) {
+        targets[k] = draw_negative(*job.negatives, rng, context);
+        __builtin_prefetch(job.output + targets[k] * dim);
+      }
+      T* v = job.input + center * dim;
+      std::fill(grad.begin(), grad.end(), T(0));
+      T* g = grad.data();
+      for (int64_t k = 0; k <= k_neg; ++k) {
+        T* u = job.output + targets[k] * dim;
+        const T label = k == 0 ? T(1) : T(0);
+        const T step = (label - sigmoid(dot<T>(v, u, dim))) * lr;
+        for (int64_t i = 0; i < dim; ++i) {
+          g[i] += step * u[i];
+          u[i] += step * v[i];
+        }
+      }
+      for (int64_t i = 0; i < dim; ++i) v[i] += g[i];
+      ++counts.pairs;
+    });
+    counts.tokens += static_cast<int64_t>(kept.size());
+    job.tokens_done->fetch_add(len, std::memory_order_relaxed);
+  }
+  *job.counts = counts;
+}
+
+RS_DISPATCHED(sgns_task, sgns_task_impl, (const SgnsJob& job), (job))
+
+}  // namespace
+
+SgnsCounts sgns_train(float* input, float* output, const Corpus& c, int64_t seq_begin, int64_t seq_end,
+                      const AliasDistribution& negatives, const SgnsParams& params, uint64_t k0, uint64_t k1,
+                      uint64_t base) {
+  require(params.dim >= 1, "dim must be >= 1");
+  require(params.num_negatives >= 0 && params.num_negatives <= kMaxNegatives,
+          "negatives must be in [0, " + std::to_string(kMaxNegatives) + "]");
+  require(params.num_negatives == 0 || negatives.num_nonzero() >= 2,
+          "negative sampling needs at least two distinct ids in the sequences");
+  const int64_t n = seq_end - seq_begin;
+  const int64_t num_tasks = (n + kSequencesPerTask - 1) / kSequencesPerTask;
+  std::vector<SgnsCounts> counts(static_cast<size_t>(num_tasks));
+  std::atomic<int64_t> done{0};
+  auto task = sgns_task_pick<float>();
+  SgnsJob job{input, output, &c, &negatives, &params, k0, k1, base,
+              c.offsets[seq_end] - c.offsets[seq_begin], &done, 0, 0, nullptr};
+  // Tasks run in index order on one thread, which makes single-thread training deterministic.
+  run_chunks(num_tasks, 0, [&](int64_t t) {
+    SgnsJob mine = job;
+    mine.seq_begin = seq_begin + t * kSequencesPerTask;
+    mine.seq_end = std::min(seq_end, mine.seq_begin + kSequencesPerTask);
+    mine.counts = &counts[static_cast<size_t>(t)];
+    task(mine);
+  });
+  SgnsCounts total;
+  for (const SgnsCounts& k : counts) {
+    total.pairs += k.pairs;
+    total.tokens += k.tokens;
+  }
+  return total;
+}
+
+}  // namespace recsample
