@@ -40,6 +40,8 @@ from .softmax import (  # noqa: E402
     sampled_softmax_loss,
 )
 from .wals import WALS  # noqa: E402
+from .graph import Graph, random_walks  # noqa: E402
+from .skipgram import SkipGram, SkipGramPairs, TrainStats, skipgram_pairs  # noqa: E402
 
 __version__: str = _core.__version__
 
@@ -72,4 +74,10 @@ __all__ = [
     "HardNegatives",
     "ScoreSample",
     "WALS",
+    "Graph",
+    "random_walks",
+    "skipgram_pairs",
+    "SkipGram",
+    "SkipGramPairs",
+    "TrainStats",
 ]
