@@ -13,7 +13,7 @@ import importlib
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-SECTIONS: List[str] = ["samplers", "frequency", "softmax", "wals", "retrieval"]
+SECTIONS: List[str] = ["samplers", "frequency", "softmax", "wals", "retrieval", "embeddings"]
 
 
 @dataclasses.dataclass
