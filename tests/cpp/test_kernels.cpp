@@ -9,6 +9,9 @@
 
 #include "common/cpu_dispatch.hpp"
 #include "common/thread_pool.hpp"
+#include "graph/graph.hpp"
+#include "graph/random_walks.hpp"
+#include "graph/skipgram.hpp"
 #include "sampling/candidates.hpp"
 #include "sampling/distributions.hpp"
 
@@ -139,6 +142,102 @@ static void test_log_uniform_classes_match_std_exp() {
   set_isa_level(-1);
 }
 
+// A small undirected weighted graph: 0-1 (w 1), 0-2 (w 2), 1-2 (w 1), 2-3 (w 3), 3-4 (w 1), 3-5 (w 1),
+// with the 0-2 edge listed twice (weights 1.5 + 0.5 merge to 2).
+static std::shared_ptr<Graph> small_graph() {
+  const std::vector<int64_t> src = {0, 0, 1, 2, 3, 3, 2};
+  const std::vector<int64_t> dst = {1, 2, 2, 3, 4, 5, 0};
+  const std::vector<double> w = {1.0, 1.5, 1.0, 3.0, 1.0, 1.0, 0.5};
+  return Graph::from_edges<double>(src.data(), dst.data(), w.data(), 7, 6, false);
+}
+
+static void test_graph_normalises_edges() {
+  auto g = small_graph();
+  CHECK(g->num_edges() == 12);
+  const int64_t e = g->find_edge(0, 2);
+  CHECK(e >= 0 && g->weights()[e] == 2.0f);
+  CHECK(g->find_edge(0, 3) < 0);
+  bool sorted = true;
+  for (int64_t v = 0; v < g->num_nodes(); ++v)
+    for (int64_t k = g->indptr()[v] + 1; k < g->indptr()[v + 1]; ++k) sorted &= g->indices()[k - 1] < g->indices()[k];
+  CHECK(sorted);
+}
+
+// Exact node2vec law of the second step from (t, v): w(v,x) * alpha(t, x), normalised.
+static std::vector<double> node2vec_law(const Graph& g, int32_t t, int32_t v, double p, double q) {
+  std::vector<double> law(static_cast<size_t>(g.num_nodes()), 0.0);
+  double total = 0.0;
+  for (int64_t k = g.indptr()[v]; k < g.indptr()[v + 1]; ++k) {
+    const int32_t x = g.indices()[k];
+    const double alpha = x == t ? 1.0 / p : g.find_edge(t, x) >= 0 ? 1.0 : 1.0 / q;
+    law[x] = g.weights()[k] * alpha;
+    total += law[x];
+  }
+  for (auto& x : law) x /= total;
+  return law;
+}
+
+// Walks 2 -> 3 -> ? : the second step's frequencies match the exact node2vec law (total variation
+// distance; 2e5 walks give a standard error of ~0.001 per cell, so 0.01 is > 5 sigma). q = 1000
+// makes the far nodes ~1000x rarer and forces the exact fallback after 64 rejections.
+static void test_node2vec_step_matches_exact_law() {
+  auto g = small_graph();
+  const int64_t n = 200000;
+  std::vector<int64_t> starts(n, 2), out(n * 3);
+  for (double q : {2.0, 0.5, 1000.0}) {
+    const double p = 0.5;
+    random_walks(*g, starts.data(), n, 3, p, q, 7, 8, 0, out.data());
+    std::vector<double> freq(6, 0.0);
+    int64_t via3 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (out[i * 3 + 1] != 3) continue;
+      ++via3;
+      freq[static_cast<size_t>(out[i * 3 + 2])] += 1.0;
+    }
+    const std::vector<double> law = node2vec_law(*g, 2, 3, p, q);
+    double tv = 0.0;
+    for (int x = 0; x < 6; ++x) tv += 0.5 * std::fabs(freq[x] / static_cast<double>(via3) - law[x]);
+    CHECK(via3 > n / 3);  // P(2 -> 3) = 3/6 by weight
+    CHECK(tv < 0.01);
+  }
+}
+
+static void test_walks_same_for_any_thread_count() {
+  auto g = small_graph();
+  std::vector<int64_t> starts(5000);
+  for (size_t i = 0; i < starts.size(); ++i) starts[i] = static_cast<int64_t>(i % 6);
+  std::vector<int64_t> a(starts.size() * 20), b(a.size());
+  set_num_threads(1);
+  random_walks(*g, starts.data(), static_cast<int64_t>(starts.size()), 20, 0.25, 4.0, 1, 2, 3, a.data());
+  set_num_threads(4);
+  random_walks(*g, starts.data(), static_cast<int64_t>(starts.size()), 20, 0.25, 4.0, 1, 2, 3, b.data());
+  set_num_threads(0);
+  CHECK(a == b);
+  bool edges_only = true;
+  for (size_t i = 0; i < starts.size(); ++i)
+    for (int s = 1; s < 20; ++s) edges_only &= g->find_edge(a[i * 20 + s - 1], static_cast<int32_t>(a[i * 20 + s])) >= 0;
+  CHECK(edges_only);
+}
+
+// Without subsampling or shrinking, a sequence of length L with window w has
+// sum_i (min(i, w) + min(L-1-i, w)) pairs.
+static void test_skipgram_pair_count() {
+  std::vector<int64_t> tokens(50);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int64_t>(i % 7);
+  const std::vector<int64_t> offsets = {0, 10, 10, 50};
+  const Corpus c{tokens.data(), offsets.data(), 3};
+  const WindowParams w{3, false, nullptr};
+  const std::vector<int64_t> pair_offsets = skipgram_pair_offsets(c, w, 1, 2, 0);
+  auto expected = [](int64_t len, int64_t win) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < len; ++i) n += std::min(i, win) + std::min(len - 1 - i, win);
+    return n;
+  };
+  CHECK(pair_offsets[1] == expected(10, 3));
+  CHECK(pair_offsets[2] == pair_offsets[1]);
+  CHECK(pair_offsets[3] - pair_offsets[2] == expected(40, 3));
+}
+
 int main() {
   test_alias_table_realizes_weights();
   test_log_uniform_classes_match_std_exp();
@@ -146,6 +245,10 @@ int main() {
   test_sum_tree_updates();
   test_parallel_for_rethrows();
   test_bad_weights_rejected();
+  test_graph_normalises_edges();
+  test_node2vec_step_matches_exact_law();
+  test_walks_same_for_any_thread_count();
+  test_skipgram_pair_count();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
