@@ -68,7 +68,7 @@ py::tuple pairs_with(const Corpus& c, const WindowParams& w, const Dist& dist, i
   const uint64_t base = stream.reserve(2 * static_cast<uint64_t>(c.num_sequences));
   {
     py::gil_scoped_release release;
-    auto guard = dist.read_lock();
+    [[maybe_unused]] auto guard = dist.read_lock();
     require(k == 0 || dist.num_nonzero() >= 2,
             "sampler must give positive probability to at least two ids to draw negatives != context");
     offsets = skipgram_pair_offsets(c, w, stream.key0(), stream.key1(), base);

@@ -21,11 +21,19 @@ struct SgnsJob {
   const AliasDistribution* negatives;
   const SgnsParams* params;
   uint64_t k0, k1, base;
-  int64_t total_tokens;                // raw tokens of the call, for the learning-rate schedule
-  std::atomic<int64_t>* tokens_done;   // raw tokens processed so far (all threads)
+  int64_t total_tokens;                // tokens of the call (padding excluded), for the learning rate
+  std::atomic<int64_t>* tokens_done;   // tokens processed so far (all threads)
   int64_t seq_begin, seq_end;          // this task's sequences
   SgnsCounts* counts;                  // this task's counts
 };
+
+// Tokens of a sequence that are not padding: the learning-rate schedule counts these, so a padded
+// 2-D corpus trains exactly like the list of its rows.
+int64_t real_tokens(const int64_t* seq, int64_t len) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < len; ++i) n += seq[i] >= 0;
+  return n;
+}
 
 template <class T>
 RS_INLINE T dot(const T* a, const T* b, int64_t n) {
@@ -85,7 +93,7 @@ RS_INLINE void sgns_task_impl(const SgnsJob& job) {
       ++counts.pairs;
     });
     counts.tokens += static_cast<int64_t>(kept.size());
-    job.tokens_done->fetch_add(len, std::memory_order_relaxed);
+    job.tokens_done->fetch_add(real_tokens(c.tokens + c.offsets[s], len), std::memory_order_relaxed);
   }
   *job.counts = counts;
 }
@@ -108,7 +116,8 @@ SgnsCounts sgns_train(float* input, float* output, const Corpus& c, int64_t seq_
   std::atomic<int64_t> done{0};
   auto task = sgns_task_pick<float>();
   SgnsJob job{input, output, &c, &negatives, &params, k0, k1, base,
-              c.offsets[seq_end] - c.offsets[seq_begin], &done, 0, 0, nullptr};
+              real_tokens(c.tokens + c.offsets[seq_begin], c.offsets[seq_end] - c.offsets[seq_begin]), &done, 0, 0,
+              nullptr};
   // Tasks run in index order on one thread, which makes single-thread training deterministic.
   run_chunks(num_tasks, 0, [&](int64_t t) {
     SgnsJob mine = job;

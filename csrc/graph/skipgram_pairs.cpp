@@ -67,7 +67,7 @@ template <class Dist>
 void skipgram_fill(const Corpus& c, const WindowParams& w, const Dist& dist, int64_t num_negatives, uint64_t k0,
                    uint64_t k1, uint64_t base, const std::vector<int64_t>& pair_offsets, int64_t* centers,
                    int64_t* contexts, int64_t* negatives) {
-  auto guard = dist.read_lock();
+  [[maybe_unused]] auto guard = dist.read_lock();
   const RandomStream stream(k0, k1, 0);
   const uint64_t neg_base = base + static_cast<uint64_t>(c.num_sequences);
   parallel_chunks(c.num_sequences, kSequencesPerTask, [&](int64_t, int64_t begin, int64_t end) {

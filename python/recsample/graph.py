@@ -98,7 +98,7 @@ class Graph:
                 bad = s[s < 0][0] if (s < 0).any() else d[d < 0][0]
                 raise IndexError(f"{'src' if (s < 0).any() else 'dst'} contains {bad}, outside [0, {n})")
         else:
-            n = as_int(num_nodes, "num_nodes", minimum=0)
+            n = as_int(num_nodes, "num_nodes", minimum=0, maximum=MAX_CLASSES)
         if n > MAX_CLASSES:
             raise ValueError(f"the graph has {n} nodes; at most 2^31-1 are supported")
         w = _weights(weights, s.size)

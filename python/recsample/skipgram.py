@@ -77,8 +77,9 @@ def skipgram_pairs(sequences: Any, window: int, *, num_negatives: int = 5, sampl
     ordered by sequence, center position, context position.
 
     Args:
-        sequences: a list of 1-D integer arrays, or a 2-D integer array whose negative entries
-            are padding (walks padded with -1). Ids are >= 0; the vocabulary is ``max id + 1``.
+        sequences: a list of 1-D integer arrays, or a 2-D integer array (walks padded with -1).
+            In either form negative entries are padding and are skipped. The vocabulary is
+            ``max id + 1``.
             The tokens are concatenated into one int64 array (a copy, except for a C-contiguous
             int64 2-D array).
         window: maximum distance between center and context, >= 1.
@@ -193,7 +194,10 @@ class SkipGram:
         negatives = _core.AliasDistribution(counts.astype(np.float64) ** 0.75)
         keep = _core.keep_probabilities(counts, s)
         num_seq = offsets.size - 1
-        total = int(offsets[-1]) * epochs
+        # Progress is counted in real tokens (padding excluded), as the kernel's schedule does.
+        real = np.concatenate([[0], np.cumsum(tokens >= 0, dtype=np.int64)])[offsets]
+        per_epoch = int(real[-1])
+        total = per_epoch * epochs
         blocks = np.unique(np.linspace(0, num_seq, min(num_seq, 20) + 1).astype(np.int64))
         lr0, lr1 = self.learning_rate, self.min_learning_rate
         pairs = words = 0
@@ -203,8 +207,8 @@ class SkipGram:
             try:
                 for epoch in range(epochs):
                     for b0, b1 in zip(blocks[:-1], blocks[1:]):
-                        done = epoch * int(offsets[-1]) + int(offsets[b0])
-                        f0, f1 = done / total, (done + int(offsets[b1] - offsets[b0])) / total
+                        done = epoch * per_epoch + int(real[b0])
+                        f0, f1 = done / total, (done + int(real[b1] - real[b0])) / total
                         p, t = _core.sgns_train(self._input, self._output, tokens, offsets, int(b0), int(b1), keep,
                                                 negatives, self.negatives, w, bool(shrink_window),
                                                 lr0 - (lr0 - lr1) * f0, lr0 - (lr0 - lr1) * f1, self._stream.core)
@@ -223,6 +227,7 @@ class SkipGram:
 
         Returns:
             ``(ids [n, k] int64, scores [n, k] float32)``, best first; ties go to the lower id.
+            With ``k > num_nodes - 1`` the extra slots hold id -1 and score -inf.
         """
         q = as_id_array(ids, "ids")
         k = as_int(k, "k", minimum=0)
