@@ -467,3 +467,28 @@ def test_bad_state_dict():
         rs.Graph.from_state_dict("not a state")
     with pytest.raises((KeyError, TypeError, ValueError)):
         rs.Graph.from_state_dict({})
+
+
+def test_sample_edges_from_four_threads_at_once():
+    """The weighted graph's edge table is built lazily; four threads racing to the first call all
+    get the draws a lone call gives for the same seed."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    src, dst = rng.integers(0, 300, 3000), rng.integers(0, 300, 3000)
+    w = rng.random(3000) + 0.1
+    expected = rs.Graph.from_edges(src, dst, w, num_nodes=300).sample_edges(20000, seed=9)
+    g = rs.Graph.from_edges(src, dst, w, num_nodes=300)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = g.sample_edges(20000, seed=9)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r[0], expected[0])
+        np.testing.assert_array_equal(r[1], expected[1])

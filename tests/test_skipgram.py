@@ -483,3 +483,34 @@ def test_skipgram_bad_inputs():
         m.most_similar([-1])
     with pytest.raises(TypeError):
         m.most_similar([0.5])
+
+
+def test_one_model_hammered_from_four_threads():
+    """Four Python threads train and query one model at once: calls serialise on the model's lock,
+    each reserves its own stream positions, and nothing tears (finite vectors, stream advanced by
+    exactly the four calls' reservations)."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    walks = rng.integers(0, 40, (60, 20))
+    model = rs.SkipGram(40, dim=8, seed=1)
+    before = model.state_dict()["rng"]["position"]
+    errors = []
+
+    def work():
+        try:
+            for _ in range(3):
+                model.train(walks, window=2, progress=False)
+                ids, _ = model.most_similar([0, 1], 3)
+                assert ids.shape == (2, 3)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert np.isfinite(model.embeddings).all() and np.isfinite(model.context_embeddings).all()
+    assert model.state_dict()["rng"]["position"] - before == 4 * 3 * walks.shape[0]
