@@ -15,7 +15,8 @@ constexpr int kLanes = 32;               // walks advancing in lockstep within o
 constexpr int64_t kWalksPerTask = 256;   // walks per parallel task (results do not depend on it)
 constexpr int kMaxRejections = 64;       // then one exact O(deg) step
 
-enum LaneState : uint8_t { kIdle, kPropose, kResolveEdge, kResolveReturn };
+enum LaneState : uint8_t { kIdle, kPropose, kResolveEdge, kResolveReturn, kCheck };
+constexpr int64_t kWindow = 32;      // neighbour ids read per search round (two cache lines)
 
 struct Lane {
   Xoshiro256pp rng{0, 0, 0};
@@ -26,6 +27,12 @@ struct Lane {
   uint64_t low = 0;    // low half of the slot product: the alias keep test
   double accept_u = 0; // node2vec acceptance uniform
   float back = 0;      // w(v -> t): weight of the edge back to the previous node (0: none)
+  int64_t lo = 0, hi = 0;  // node2vec neighbour search: cand is in indices[lo, hi) if anywhere,
+  int64_t w0 = 0, w1 = 0;  // the window read next round,
+  int32_t vlo = 0, vhi = 0;  // and every id in [lo, hi) lies in [vlo, vhi]
+  int probes = 0;
+  int32_t cand = -1;   // the proposal under test
+  float cand_w = 0;
   int32_t v = -1, t = -1;
   int rejections = 0;
   LaneState state = kIdle;
@@ -36,7 +43,7 @@ class Walker {
  public:
   Walker(const Graph& g, int64_t walk_length, double p, double q, uint64_t k0, uint64_t k1, uint64_t base)
       : g_(g), indptr_(g.indptr()), indices_(g.indices()), weights_(g.weights()), alias_(g.alias()),
-        out_weight_(g.out_weight()), length_(walk_length), inv_p_(1.0 / p), inv_q_(1.0 / q),
+        out_weight_(g.out_weight()), num_nodes_(g.num_nodes()), length_(walk_length), inv_p_(1.0 / p), inv_q_(1.0 / q),
         bound_(std::max(1.0, 1.0 / q)), sure_(std::min(1.0, 1.0 / q)), directed_(g.directed()), k0_(k0), k1_(k1),
         base_(base) {}
 
@@ -88,6 +95,10 @@ class Walker {
   }
 
   void propose(Lane& l) {
+    if (kSecondOrder && l.state == kCheck) {
+      check(l);
+      return;
+    }
     if (l.state != kPropose) return;
     const int64_t b = indptr_[l.v], d = indptr_[l.v + 1] - b;
     if (d == 0) {  // dead end: the walk stops here
@@ -118,30 +129,111 @@ class Walker {
   }
 
   void resolve(Lane& l) {
-    int32_t x;
-    float wx;
     if (l.state == kResolveReturn) {
-      x = l.t;
-      wx = l.back;
-    } else if (l.state == kResolveEdge) {
-      int64_t e = l.edge;
-      if (kWeighted) {
-        const LocalAlias a = alias_[e];
-        const float u = static_cast<float>(static_cast<int64_t>(l.low >> 1)) * 0x1.0p-63f;
-        if (!(u < a.threshold)) e = l.first + a.alias;
-      }
-      x = indices_[e];
-      wx = kWeighted ? weights_[e] : 1.0f;
-      if (kSecondOrder && l.t >= 0 && !accept(l, x)) {
-        if (++l.rejections <= kMaxRejections) {
-          l.state = kPropose;
-          return;
-        }
-        exact_step(l, x, wx);
-      }
-    } else {
+      advance(l, l.t, l.back);
       return;
     }
+    if (l.state != kResolveEdge) return;
+    int64_t e = l.edge;
+    if (kWeighted) {
+      const LocalAlias a = alias_[e];
+      const float u = static_cast<float>(static_cast<int64_t>(l.low >> 1)) * 0x1.0p-63f;
+      if (!(u < a.threshold)) e = l.first + a.alias;
+    }
+    const int32_t x = indices_[e];
+    const float wx = kWeighted ? weights_[e] : 1.0f;
+    if (!kSecondOrder || l.t < 0) {
+      advance(l, x, wx);
+      return;
+    }
+    // node2vec: accept x != t with probability alpha(x) / bound. The uniform alone decides when it
+    // is below both possible alphas; otherwise "is x a neighbour of t" is a binary search in t's
+    // sorted list, run one level per round (check()) with the next probe prefetched, so the
+    // searches of all lanes overlap their cache misses instead of stalling one after another.
+    if (x == l.t) {  // the return edge is drawn by the coin in propose()
+      reject(l, x, wx);
+      return;
+    }
+    if (l.accept_u * bound_ < sure_) {
+      advance(l, x, wx);
+      return;
+    }
+    l.cand = x;
+    l.cand_w = wx;
+    l.lo = indptr_[l.t];
+    l.hi = indptr_[l.t + 1];
+    l.vlo = 0;
+    l.vhi = static_cast<int32_t>(num_nodes_ - 1);
+    l.probes = 0;
+    plan(l);
+    l.state = kCheck;
+  }
+
+  // Picks the window of t's sorted list to read next round and prefetches it. Node ids in a
+  // neighbour list are usually spread over [0, N), so the window is placed by interpolation
+  // between the bounds known so far (the first guess is often the final one); after two misses
+  // it falls back to the middle, which bounds the search at O(log deg) rounds for any id layout.
+  void plan(Lane& l) const {
+    const int64_t n = l.hi - l.lo;
+    if (n <= kWindow) {
+      l.w0 = l.lo;
+      l.w1 = l.hi;
+    } else {
+      int64_t pos;
+      if (l.probes < 2) {
+        const double frac = (static_cast<double>(l.cand) - l.vlo) / (static_cast<double>(l.vhi) - l.vlo + 1.0);
+        pos = l.lo + static_cast<int64_t>(frac * static_cast<double>(n));
+      } else {
+        pos = l.lo + n / 2;
+      }
+      l.w0 = std::min(std::max(pos - kWindow / 2, l.lo), l.hi - kWindow);
+      l.w1 = l.w0 + kWindow;
+    }
+    __builtin_prefetch(indices_ + l.w0);
+    __builtin_prefetch(indices_ + l.w1 - 1);
+  }
+
+  // One round of a lane's neighbour search (see resolve() and plan()).
+  void check(Lane& l) {
+    const int32_t first = indices_[l.w0], last = indices_[l.w1 - 1];
+    bool decided = l.w0 == l.lo && l.w1 == l.hi;
+    if (!decided && l.cand < first) {
+      l.hi = l.w0;
+      l.vhi = first - 1;
+    } else if (!decided && l.cand > last) {
+      l.lo = l.w1;
+      l.vlo = last + 1;
+    } else {
+      decided = true;
+    }
+    bool near = false;
+    if (decided) {
+      int found = 0;  // branch-free scan of the window: one or two cache lines
+      for (int64_t k = l.w0; k < l.w1; ++k) found |= indices_[k] == l.cand;
+      near = found != 0;
+    } else if (l.lo < l.hi) {
+      ++l.probes;
+      plan(l);
+      return;
+    }
+    if (l.accept_u * bound_ < (near ? 1.0 : inv_q_)) {
+      advance(l, l.cand, l.cand_w);
+    } else {
+      reject(l, l.cand, l.cand_w);
+    }
+  }
+
+  void reject(Lane& l, int32_t x, float wx) {
+    if (++l.rejections <= kMaxRejections) {
+      l.state = kPropose;
+      return;
+    }
+    exact_step(l, x, wx);
+    advance(l, x, wx);
+  }
+
+  // Takes the step to x (reached by an edge of weight wx).
+  void advance(Lane& l, int32_t x, float wx) {
     l.out[l.step++] = x;
     l.t = l.v;
     l.v = x;
@@ -153,15 +245,6 @@ class Walker {
     }
     prefetch_node(x);
     l.state = kPropose;
-  }
-
-  // Accepts x != t with probability alpha(x) / bound, deciding without the neighbour search when
-  // the uniform is below both possible alphas.
-  bool accept(const Lane& l, int32_t x) const {
-    if (x == l.t) return false;  // the return edge is drawn by the coin in propose()
-    const double a = l.accept_u * bound_;
-    if (a < sure_) return true;
-    return a < (adjacent(l.t, x) ? 1.0 : inv_q_);
   }
 
   // Whether the arc t -> x exists. In an undirected graph that is also x -> t, so the shorter of
@@ -199,6 +282,7 @@ class Walker {
   const float* weights_;
   const LocalAlias* alias_;
   const double* out_weight_;
+  const int64_t num_nodes_;
   const int64_t length_;
   const double inv_p_, inv_q_, bound_, sure_;
   const bool directed_;
