@@ -69,6 +69,8 @@ def as_float_array(x: Any, name: str, *, ndim: int = 1, allow_int: bool = False)
 def as_id_array(x: Any, name: str, *, ndims: Tuple[int, ...] = (1,)) -> np.ndarray:
     """A C-contiguous int64 array of ids (any integer dtype accepted and converted once)."""
     a = np.asarray(x)
+    if a.size == 0 and a.dtype.kind == "f":
+        a = a.astype(np.int64)  # [] arrives as float64; an empty list of ids is still a list of ids
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     if a.ndim not in ndims:
