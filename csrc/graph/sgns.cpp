@@ -47,11 +47,35 @@ RS_INLINE T dot(const T* a, const T* b, int64_t n) {
   return s;
 }
 
+// g += step * u; u += step * v (both with the old u): one SGNS target's update, in vectors.
+template <class T>
+RS_INLINE void sgns_update(T* __restrict g, T* __restrict u, const T* __restrict v, T step, int64_t n) {
+  using V = typename Simd<T>::vec;
+  constexpr int W = Simd<T>::W;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V uu = vload<T>(u + i);
+    vstore<T>(g + i, vload<T>(g + i) + step * uu);
+    vstore<T>(u + i, uu + step * vload<T>(v + i));
+  }
+  for (; i < n; ++i) {
+    const T uu = u[i];
+    g[i] += step * uu;
+    u[i] = uu + step * v[i];
+  }
+}
+
 // 1 / (1 + exp(-x)), saturated where expf would overflow.
 RS_INLINE float sigmoid(float x) {
   if (x > 30.0f) return 1.0f;
   if (x < -30.0f) return 0.0f;
   return 1.0f / (1.0f + std::exp(-x));
+}
+
+// Prefetches a whole embedding row (dim floats span several cache lines).
+template <class T>
+RS_INLINE void prefetch_row(const T* row, int64_t dim) {
+  for (int64_t i = 0; i < dim; i += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + i);
 }
 
 template <class T>
@@ -62,36 +86,53 @@ RS_INLINE void sgns_task_impl(const SgnsJob& job) {
   const RandomStream stream(job.k0, job.k1, 0);
   std::vector<int64_t> kept;
   std::vector<T> grad(static_cast<size_t>(dim));
-  int64_t targets[kMaxNegatives + 1];
+  // One pair of lookahead: a pair's negatives are drawn and its rows prefetched when it is emitted,
+  // and it is trained when the next pair arrives (or the sequence ends), so its cache misses overlap
+  // the previous pair's arithmetic. Draws do not depend on the model, so results are unchanged.
+  int64_t targets[2][kMaxNegatives + 1];
+  int64_t pending_center = -1;
+  int pending = 0;  // which targets[] row holds the pending pair
   SgnsCounts counts;
+  T lr = 0;
+  auto train = [&](int64_t center, const int64_t* t) __attribute__((always_inline)) {
+    T* v = job.input + center * dim;
+    std::fill(grad.begin(), grad.end(), T(0));
+    T* g = grad.data();
+    for (int64_t k = 0; k <= k_neg; ++k) {
+      T* u = job.output + t[k] * dim;
+      const T label = k == 0 ? T(1) : T(0);
+      const T step = (label - sigmoid(dot<T>(v, u, dim))) * lr;
+      sgns_update<T>(g, u, v, step, dim);
+    }
+    constexpr int W = Simd<T>::W;
+    int64_t i = 0;
+    for (; i + W <= dim; i += W) vstore<T>(v + i, vload<T>(v + i) + vload<T>(g + i));
+    for (; i < dim; ++i) v[i] += g[i];
+    ++counts.pairs;
+  };
   for (int64_t s = job.seq_begin; s < job.seq_end; ++s) {
     const int64_t len = c.offsets[s + 1] - c.offsets[s];
     const double done = static_cast<double>(job.tokens_done->load(std::memory_order_relaxed));
     const double frac = job.total_tokens > 0 ? std::min(1.0, done / static_cast<double>(job.total_tokens)) : 0.0;
-    const T lr = static_cast<T>(p.lr_start + (p.lr_end - p.lr_start) * frac);
+    lr = static_cast<T>(p.lr_start + (p.lr_end - p.lr_start) * frac);
     Xoshiro256pp rng = stream.generator(job.base + static_cast<uint64_t>(s));
-    for_each_pair(c.tokens + c.offsets[s], len, p.window, rng, kept, [&](int64_t center, int64_t context) {
-      targets[0] = context;
-      __builtin_prefetch(job.output + context * dim);
+    // The update is always inlined, so it is compiled for this wrapper's ISA (see skipgram.hpp).
+    for_each_pair(c.tokens + c.offsets[s], len, p.window, rng, kept, [&](int64_t center, int64_t context)
+                                                                          __attribute__((always_inline)) {
+      int64_t* t = targets[pending ^ 1];
+      t[0] = context;
+      prefetch_row(job.output + context * dim, dim);
       for (int64_t k = 1; k <= k_neg; ++k) {
-        targets[k] = draw_negative(*job.negatives, rng, context);
-        __builtin_prefetch(job.output + targets[k] * dim);
+        t[k] = draw_negative(*job.negatives, rng, context);
+        prefetch_row(job.output + t[k] * dim, dim);
       }
-      T* v = job.input + center * dim;
-      std::fill(grad.begin(), grad.end(), T(0));
-      T* g = grad.data();
-      for (int64_t k = 0; k <= k_neg; ++k) {
-        T* u = job.output + targets[k] * dim;
-        const T label = k == 0 ? T(1) : T(0);
-        const T step = (label - sigmoid(dot<T>(v, u, dim))) * lr;
-        for (int64_t i = 0; i < dim; ++i) {
-          g[i] += step * u[i];
-          u[i] += step * v[i];
-        }
-      }
-      for (int64_t i = 0; i < dim; ++i) v[i] += g[i];
-      ++counts.pairs;
+      prefetch_row(job.input + center * dim, dim);
+      if (pending_center >= 0) train(pending_center, targets[pending]);
+      pending ^= 1;
+      pending_center = center;
     });
+    if (pending_center >= 0) train(pending_center, targets[pending]);
+    pending_center = -1;
     counts.tokens += static_cast<int64_t>(kept.size());
     job.tokens_done->fetch_add(real_tokens(c.tokens + c.offsets[s], len), std::memory_order_relaxed);
   }

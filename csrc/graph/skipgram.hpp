@@ -39,8 +39,10 @@ std::vector<int64_t> count_tokens(const Corpus& c, int64_t limit, int64_t* vocab
 std::vector<double> keep_probabilities(const std::vector<int64_t>& counts, double sample);
 
 // Calls emit(center, context) for every pair of one sequence, in order; `kept` is scratch.
+// Always inlined: the SGNS trainer calls it from per-ISA wrappers (common/cpu_dispatch.hpp), and
+// an out-of-line copy would be compiled for the baseline ISA with the update loop inside it.
 template <class Emit>
-inline void for_each_pair(const int64_t* seq, int64_t len, const WindowParams& w, Xoshiro256pp& rng,
+inline __attribute__((always_inline)) void for_each_pair(const int64_t* seq, int64_t len, const WindowParams& w, Xoshiro256pp& rng,
                           std::vector<int64_t>& kept, Emit&& emit) {
   kept.clear();
   for (int64_t i = 0; i < len; ++i) {
