@@ -79,10 +79,12 @@ std::shared_ptr<Graph> Graph::from_csr(const int64_t* indptr, int64_t num_nodes,
     for (int64_t v = begin; v < end; ++v) {
       const int64_t b = indptr[v], e = indptr[v + 1];
       row.clear();
+      bool sorted = true;  // CSR from scipy or from_edges' counting sort usually is: skip the sort
       for (int64_t k = b; k < e; ++k) {
         row.emplace_back(static_cast<int32_t>(indices[k]), weights != nullptr ? static_cast<double>(weights[k]) : 1.0);
+        sorted &= k == b || indices[k - 1] <= indices[k];
       }
-      std::sort(row.begin(), row.end(), [](const auto& a, const auto& c) { return a.first < c.first; });
+      if (!sorted) std::sort(row.begin(), row.end(), [](const auto& a, const auto& c) { return a.first < c.first; });
       int64_t n = 0;
       for (size_t k = 0; k < row.size();) {
         const int32_t x = row[k].first;
