@@ -417,3 +417,20 @@ def test_bad_inputs():
             rs.random_walks(not_a_graph, [0], 4, seed=0)
     with pytest.raises((TypeError, ValueError), match="seed"):
         rs.random_walks(g, [0], 4, seed=-5)
+
+
+def test_out_buffer_gets_the_same_walks():
+    """random_walks(out=buf) writes the walks a fresh call returns, into buf, and checks buf."""
+    g, _ = build("undirected_weighted")
+    starts = np.repeat(np.arange(g.num_nodes), 7)
+    expected = rs.random_walks(g, starts, 9, p=0.5, q=2.0, seed=3)
+    buf = np.full((starts.size, 9), 12345, dtype=np.int64)
+    got = rs.random_walks(g, starts, 9, p=0.5, q=2.0, seed=3, out=buf)
+    assert got is buf or np.shares_memory(got, buf)
+    np.testing.assert_array_equal(buf, expected)
+    with pytest.raises(ValueError, match="out must have shape"):
+        rs.random_walks(g, starts, 8, seed=3, out=buf)
+    with pytest.raises(TypeError, match="out must be an int64"):
+        rs.random_walks(g, starts, 9, seed=3, out=buf.astype(np.int32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        rs.random_walks(g, starts[:3], 9, seed=3, out=np.zeros((9, 3), dtype=np.int64).T)

@@ -150,10 +150,13 @@ void bind_graph(py::module_& m) {
 
   m.def(
       "random_walks",
-      [](const Graph& g, CArray<int64_t> starts, int64_t walk_length, double p, double q, RandomStream& stream) {
+      [](const Graph& g, CArray<int64_t> starts, int64_t walk_length, double p, double q, RandomStream& stream,
+         std::optional<CArray<int64_t>> given) {
         const int64_t n = starts.size();
         require(walk_length >= 1, "walk_length must be >= 1");
-        auto out = new_array<int64_t>({n, walk_length});
+        // The caller's buffer when given (checked in Python: C-contiguous, writable, [n, walk_length]).
+        CArray<int64_t> out = given ? *given : CArray<int64_t>(new_array<int64_t>({n, walk_length}));
+        require(out.size() == n * walk_length, "out must have shape (len(start_nodes), walk_length)");
         int64_t* o = out.mutable_data();
         const int64_t* s = starts.data();
         const uint64_t base = stream.reserve(static_cast<uint64_t>(n));
@@ -162,7 +165,7 @@ void bind_graph(py::module_& m) {
         return out;
       },
       py::arg("graph"), py::arg("start_nodes").noconvert(), py::arg("walk_length"), py::arg("p"), py::arg("q"),
-      py::arg("stream"));
+      py::arg("stream"), py::arg("out").noconvert() = py::none());
 
   m.def(
       "count_tokens",

@@ -218,7 +218,7 @@ class Graph:
 
 
 def random_walks(graph: Graph, start_nodes: Any, walk_length: int, *, p: float = 1.0, q: float = 1.0,
-                 seed: SeedLike = None) -> np.ndarray:
+                 seed: SeedLike = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Seeded random walks: DeepWalk (``p = q = 1``) or node2vec (second order).
 
     From node v the next node is one of v's out-neighbours, with probability proportional to the
@@ -245,6 +245,9 @@ def random_walks(graph: Graph, start_nodes: Any, walk_length: int, *, p: float =
         seed: int, ``SeedSequence``, ``Generator`` or None (fresh entropy). Walk i draws from its
             own stream position, so the same seed gives the same walks for any thread count.
             Worker processes: give each its own seed (e.g. ``SeedSequence(seed).spawn(n)``).
+        out: optional C-contiguous, writable int64 ``[n, walk_length]`` array to write the walks
+            into (returned). Reusing one buffer across calls (a new set of walks per epoch) skips
+            the first-touch page faults of a fresh output, which can cost more than the walks.
     Returns:
         int64 ``[n, walk_length]``; column 0 is the start node. A walk that reaches a node without
         out-edges stops there and the rest of its row is -1.
@@ -257,4 +260,11 @@ def random_walks(graph: Graph, start_nodes: Any, walk_length: int, *, p: float =
     qv = as_real(q, "q", low=0.0, low_open=True)
     if starts.size * length > 2**40:
         raise ValueError(f"start_nodes x walk_length = {starts.size * length} is too large for one call")
-    return _core.random_walks(graph._g, starts, length, pv, qv, Stream.from_seed(seed).core)
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.dtype != np.int64:
+            raise TypeError("out must be an int64 numpy array")
+        if out.shape != (starts.size, length):
+            raise ValueError(f"out must have shape ({starts.size}, {length}), got {out.shape}")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("out must be C-contiguous and writable")
+    return _core.random_walks(graph._g, starts, length, pv, qv, Stream.from_seed(seed).core, out)
