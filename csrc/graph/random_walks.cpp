@@ -38,7 +38,8 @@ struct Lane {
   LaneState state = kIdle;
 };
 
-template <bool kWeighted, bool kSecondOrder>
+// node2vec walks (first-order walks have their own loop, first_order_task, below).
+template <bool kWeighted>
 class Walker {
  public:
   Walker(const Graph& g, int64_t walk_length, double p, double q, uint64_t k0, uint64_t k1, uint64_t base)
@@ -91,11 +92,11 @@ class Walker {
 
   void prefetch_node(int32_t v) const {
     __builtin_prefetch(indptr_ + v);
-    if (kWeighted && kSecondOrder) __builtin_prefetch(out_weight_ + v);
+    if (kWeighted) __builtin_prefetch(out_weight_ + v);
   }
 
   void propose(Lane& l) {
-    if (kSecondOrder && l.state == kCheck) {
+    if (l.state == kCheck) {
       check(l);
       return;
     }
@@ -107,7 +108,7 @@ class Walker {
       return;
     }
     l.first = b;
-    if (kSecondOrder && l.t >= 0) {
+    if (l.t >= 0) {  // the first step of a walk is first-order
       if (directed_) {
         const int64_t e = g_.find_edge(l.v, l.t);
         l.back = e < 0 ? 0.0f : kWeighted ? weights_[e] : 1.0f;
@@ -142,7 +143,7 @@ class Walker {
     }
     const int32_t x = indices_[e];
     const float wx = kWeighted ? weights_[e] : 1.0f;
-    if (!kSecondOrder || l.t < 0) {
+    if (l.t < 0) {
       advance(l, x, wx);
       return;
     }
@@ -355,15 +356,16 @@ void first_order_task(const Graph& g, const int64_t* starts, int64_t begin, int6
   }
 }
 
-template <bool kWeighted, bool kSecondOrder>
+template <bool kWeighted>
 void run_walks(const Graph& g, const int64_t* starts, int64_t n, int64_t walk_length, double p, double q,
                uint64_t k0, uint64_t k1, uint64_t base, int64_t* out) {
+  const bool first_order = p == 1.0 && q == 1.0;
   parallel_chunks(n, kWalksPerTask, [&](int64_t, int64_t begin, int64_t end) {
-    if (!kSecondOrder) {
+    if (first_order) {
       first_order_task<kWeighted>(g, starts, begin, end, walk_length, k0, k1, base, out);
       return;
     }
-    Walker<kWeighted, kSecondOrder> walker(g, walk_length, p, q, k0, k1, base);
+    Walker<kWeighted> walker(g, walk_length, p, q, k0, k1, base);
     walker.run(starts, begin, end, out);
   });
 }
@@ -376,14 +378,8 @@ void random_walks(const Graph& g, const int64_t* starts, int64_t n, int64_t walk
   require(std::isfinite(p) && p > 0.0, "p must be finite and > 0");
   require(std::isfinite(q) && q > 0.0, "q must be finite and > 0");
   check_ids(starts, n, g.num_nodes(), "start_nodes");
-  const bool second = !(p == 1.0 && q == 1.0);
-  if (g.weighted()) {
-    second ? run_walks<true, true>(g, starts, n, walk_length, p, q, k0, k1, base, out)
-           : run_walks<true, false>(g, starts, n, walk_length, p, q, k0, k1, base, out);
-  } else {
-    second ? run_walks<false, true>(g, starts, n, walk_length, p, q, k0, k1, base, out)
-           : run_walks<false, false>(g, starts, n, walk_length, p, q, k0, k1, base, out);
-  }
+  g.weighted() ? run_walks<true>(g, starts, n, walk_length, p, q, k0, k1, base, out)
+               : run_walks<false>(g, starts, n, walk_length, p, q, k0, k1, base, out);
 }
 
 }  // namespace recsample

@@ -93,10 +93,7 @@ class Graph:
         if num_nodes is None:
             if s.size == 0:
                 raise ValueError("num_nodes is required when there are no edges")
-            n = int(max(s.max(), d.max())) + 1
-            if min(s.min(), d.min()) < 0:
-                bad = s[s < 0][0] if (s < 0).any() else d[d < 0][0]
-                raise IndexError(f"{'src' if (s < 0).any() else 'dst'} contains {bad}, outside [0, {n})")
+            n = int(max(s.max(), d.max())) + 1  # negative ids are refused by the kernel's id check
         else:
             n = as_int(num_nodes, "num_nodes", minimum=0, maximum=MAX_CLASSES)
         if n > MAX_CLASSES:

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._progress import Progress
 from ._rng import SeedLike, Stream
-from ._validate import as_float_array, as_id_array, as_int, as_real
+from ._validate import as_float_array, as_id_array, as_int, as_real, check_ids_below
 from .samplers import Sampler, UnigramSampler
 
 __all__ = ["skipgram_pairs", "SkipGram", "SkipGramPairs", "TrainStats"]
@@ -231,9 +231,7 @@ class SkipGram:
         """
         q = as_id_array(ids, "ids")
         k = as_int(k, "k", minimum=0)
-        if q.size and (q.min() < 0 or q.max() >= self.num_nodes):
-            bad = q[(q < 0) | (q >= self.num_nodes)][0]
-            raise IndexError(f"ids contains {bad}, outside [0, {self.num_nodes})")
+        check_ids_below(q, self.num_nodes, "ids")
         with self._lock:
             norms = np.linalg.norm(self._input, axis=1, keepdims=True)
             unit = np.divide(self._input, norms, out=np.zeros_like(self._input), where=norms > 0)
