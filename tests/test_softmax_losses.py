@@ -318,6 +318,41 @@ def test_thread_count_invariance():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "in_batch"])
+def test_backward_across_blocks_and_super_chunks(kind):
+    """300 rows: several row blocks (8-32 rows, by ISA path) and two 256-row super-chunks, the last
+    block part-filled; d = 40 pads to 64. Every ISA path against the float64 reference."""
+    x, w, labels, sampled, bias, tlq, slq, sw = problem(seed=5, b=300, n=400, d=40, s=250, t=2)
+    xf, wf, bf, tf, sf, swf = f32(x, w, bias, tlq, slq, sw)
+    if kind == "in_batch":
+        cid = np.random.default_rng(5).integers(0, 200, size=313)  # duplicates to mask
+        ref = ref_in_batch_loss(xf.astype(float), wf[:313].astype(float), None, cid, sf[:1].repeat(313).astype(float),
+                                0.7, True, swf.astype(float))
+    else:
+        ref = ref_sampled_loss(kind, xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
+                               tf.astype(float), sf.astype(float), True, 0.7, swf.astype(float))
+    try:
+        for level in range(_core._cpu_isa_level() + 1):
+            _core._set_isa_level(level)
+            if kind == "in_batch":
+                r = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=sf[:1].repeat(313), temperature=0.7,
+                                             sample_weight=swf)
+                close(r.loss, ref[0])
+                close(r.grad_queries, ref[1])
+                close(r.grad_candidates, ref[2])
+                continue
+            fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
+            r = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
+                   remove_accidental_hits=True, sample_weight=swf)
+            loss, dx, dw, db = ref
+            close(r.loss, loss)
+            close(r.grad_inputs, dx)
+            close(r.grad_weights.values, dw[r.grad_weights.ids])
+            close(r.grad_biases.values, db[r.grad_biases.ids])
+    finally:
+        _core._set_isa_level(-1)
+
+
 def test_simd_paths_agree_on_losses():
     x, w, labels, sampled, bias, tlq, slq, sw = problem(b=40, n=90, d=21, s=70, t=2)
     xf, wf, bf = f32(x, w, bias)

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/thread_pool.hpp"
+#include "softmax/block_engine.hpp"
 #include "softmax/sampled_logits.hpp"
 
 namespace recsample {
@@ -93,51 +94,12 @@ inline float dotf(const float* a, const float* b, int64_t d) {
   return s;
 }
 
-// Finishes one row whose column logits (np entries, masks applied) are in `row`: writes the loss
-// and, when `grads`, replaces the row by dLoss/dlogit * scale and fills gt[t].
-void finish_row(const Engine& e, const Problem& p, int64_t r, float* row, int64_t np, const float* tl, bool grads,
-                float* loss, float* gt) {
-  const int64_t t = p.true_ids ? p.t : 0;
-  const float scale = (p.sample_weight ? p.sample_weight[r] : 1.0f) * p.inv_tau;
-  const double y = t > 0 ? 1.0 / static_cast<double>(t) : 1.0;
-  const float diag_logit = p.diag_positive ? row[r] : 0.0f;  // read before the row is overwritten
-  if (p.kind == LossKind::kSoftmax) {
-    float m = e.row_max(row, np);
-    for (int64_t k = 0; k < t; ++k) m = std::max(m, tl[k]);
-    // With gradients the row keeps exp(l - m), so the second pass is a multiply, not an exp.
-    double sum = grads ? e.row_exp_sum(row, np, m) : e.row_sum_exp(row, np, m);
-    for (int64_t k = 0; k < t; ++k) sum += std::exp(static_cast<double>(tl[k]) - m);
-    const double lse = m + std::log(sum);
-    double pos = 0.0;
-    for (int64_t k = 0; k < t; ++k) pos += y * tl[k];
-    pos += diag_logit;  // in-batch: the positive is column r (0 otherwise)
-    loss[r] = static_cast<float>(lse - pos);
-    if (grads) {
-      e.row_scale(row, np, static_cast<float>(scale / sum));
-      if (p.diag_positive) row[r] -= scale;
-      for (int64_t k = 0; k < t; ++k) gt[k] = static_cast<float>((std::exp(tl[k] - lse) - y) * scale);
-    }
-  } else {
-    double total = e.row_sigmoid_grad(row, np, grads ? scale : 0.0f);
-    for (int64_t k = 0; k < t; ++k) {
-      total += softplus(tl[k]) - y * tl[k];
-      if (grads) gt[k] = static_cast<float>((sigmoid(tl[k]) - y) * scale);
-    }
-    loss[r] = static_cast<float>(total);
-  }
-}
-
 void true_logits(const Problem& p, int64_t r, float* tl) {
   for (int64_t k = 0; k < p.t; ++k) {
     const int64_t id = p.true_ids[r * p.t + k];
     tl[k] = dotf(p.x + r * p.d, p.table + id * p.d, p.d) * p.inv_tau +
             ((p.biases ? p.biases[id] * p.inv_tau : 0.0f) - (p.true_log_q ? p.true_log_q[r * p.t + k] : 0.0f));
   }
-}
-
-void apply_mask(const Problem& p, int64_t r, float* row) {
-  if (p.mask == nullptr || p.mask->empty()) return;
-  for (int64_t q = p.mask->ptr[r]; q < p.mask->ptr[r + 1]; ++q) row[p.mask->cols[q]] = kMaskedLogit;
 }
 
 // Forward only: columns streamed in chunks with an online log-sum-exp (no B x S buffer).
@@ -207,88 +169,136 @@ void run_forward(const Problem& p, float* loss) {
   });
 }
 
+// Finishes one block of rows [r0, r0 + RB) whose logits (masks applied) are in g, blocked layout:
+// writes the losses, turns g into dLoss/dlogit * scale (zero in lanes past the batch) and fills
+// grad_true. Same arithmetic as finish_row, one row per lane.
+void finish_block(const BlockEngine& be, const Problem& p, int64_t r0, float* g, int64_t np, const Outputs& o) {
+  constexpr int kMaxLanes = 64;
+  const int64_t rb = be.lanes();
+  const int64_t rows = std::min(rb, p.b - r0);
+  const int64_t t = p.true_ids ? p.t : 0;
+  const double y = t > 0 ? 1.0 / static_cast<double>(t) : 1.0;
+  float shift[kMaxLanes], factor[kMaxLanes];
+  double sum[kMaxLanes];
+  std::vector<float> tl(static_cast<size_t>(rb * t));
+  for (int64_t l = 0; l < rows; ++l)
+    if (t > 0) true_logits(p, r0 + l, tl.data() + l * t);
+  auto scale_of = [&](int64_t r) { return (p.sample_weight ? p.sample_weight[r] : 1.0f) * p.inv_tau; };
+  if (p.kind == LossKind::kSoftmax) {
+    be.lane_max(g, np, shift);
+    float diag[kMaxLanes] = {};
+    for (int64_t l = 0; l < rows; ++l) {
+      for (int64_t k = 0; k < t; ++k) shift[l] = std::max(shift[l], tl[l * t + k]);
+      if (p.diag_positive) diag[l] = g[(r0 + l) * rb + l];  // read before g is overwritten
+    }
+    be.lane_exp_sum(g, np, shift, sum);
+    for (int64_t l = 0; l < rb; ++l) {
+      factor[l] = 0.0f;  // lanes past the batch get zero gradients
+      if (l >= rows) continue;
+      const int64_t r = r0 + l;
+      const float* tr = tl.data() + l * t;
+      const float m = shift[l];
+      double s = sum[l];
+      for (int64_t k = 0; k < t; ++k) s += std::exp(static_cast<double>(tr[k]) - m);
+      const double lse = m + std::log(s);
+      double pos = diag[l];
+      for (int64_t k = 0; k < t; ++k) pos += y * tr[k];
+      o.loss[r] = static_cast<float>(lse - pos);
+      const float scale = scale_of(r);
+      factor[l] = static_cast<float>(scale / s);
+      for (int64_t k = 0; k < t; ++k) o.grad_true[r * t + k] = static_cast<float>((std::exp(tr[k] - lse) - y) * scale);
+    }
+    be.lane_scale(g, np, factor);
+    if (p.diag_positive)
+      for (int64_t l = 0; l < rows; ++l) g[(r0 + l) * rb + l] -= scale_of(r0 + l);
+  } else {
+    for (int64_t l = 0; l < rb; ++l) factor[l] = l < rows ? scale_of(r0 + l) : 0.0f;
+    be.lane_sigmoid_grad(g, np, factor, sum);
+    for (int64_t l = 0; l < rows; ++l) {
+      const int64_t r = r0 + l;
+      const float* tr = tl.data() + l * t;
+      double total = sum[l];
+      for (int64_t k = 0; k < t; ++k) {
+        total += softplus(tr[k]) - y * tr[k];
+        o.grad_true[r * t + k] = static_cast<float>((sigmoid(tr[k]) - y) * factor[l]);
+      }
+      o.loss[r] = static_cast<float>(total);
+    }
+  }
+}
+
 // Forward and backward. grad_cols receives [np, dp] per-column gradients (caller's buffer).
 //
-// Rows are processed in super-chunks of about kSuperRows rows (a multiple of the row block; fixed,
-// so thread-count invariant). For each: phase A (parallel over row blocks) computes the logits of
-// a block into its rows of the super-chunk's buffer, turns them into G = dLoss/dlogit and
-// accumulates dX = G W while the block is in cache; phase B (parallel over column blocks) adds
-// G^T X of the super-chunk to dW, reading G's rows in place. G of one super-chunk (~8 MB at S = 8192) stays in the last-level
-// cache instead of making a B x S round trip through memory.
+// Rows are processed in blocks of RB (BlockEngine's lanes) and super-chunks of kSuperRows rows
+// (fixed, so thread-count invariant). For each super-chunk: phase A (parallel over blocks) computes
+// a block's logits into the super-chunk's buffer (blocked layout), turns them into G =
+// dLoss/dlogit and accumulates dX = G W while the block is in cache; phase B (parallel over column
+// ranges) adds G^T X of the super-chunk to dW. G of one super-chunk (~8 MB at S = 8192) stays in
+// the last-level cache instead of making a B x S round trip through memory.
 constexpr int64_t kSuperRows = 256;
 
 void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out, std::vector<float>* gcols) {
   Engine e;
-  Rows x = e.pack_rows(p.x, p.b, p.d);
+  BlockEngine be;
+  const int64_t rb = be.lanes();
+  Rows x = e.pack_rows(p.x, p.b, p.d, rb);
   Columns w = e.pack_columns(p.table, p.col_ids, p.n, p.d, true);
-  const int64_t np = w.np, dp = w.dp, bp = x.bp;
+  const int64_t np = w.np, dp = w.dp;
   *np_out = np;
   *dp_out = dp;
   std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit);
   for (int64_t j = 0; j < p.n; ++j)
     offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
-  const int64_t rb = e.row_block();
-  const int64_t super = std::min(bp, (kSuperRows + rb - 1) / rb * rb);
-  // G = dLoss/dlogits of one super-chunk, row-major. Row stride: 64 bytes past np, so that the
-  // micro-kernel's MR rows (read together by dX = G W) do not all fall into one L1 set when
-  // np * 4 bytes is a multiple of 4 KiB, and G^T X's walk down a column shifts sets row by row.
-  const int64_t ldl = np + 16;
-  Workspace gws(super * ldl);
-  float* Gp = gws.get();
-  Workspace dxws(bp * dp);
-  float* dX = dxws.get();
-  const int64_t nblocks = (bp + rb - 1) / rb;
+  const int64_t nblocks = x.bp / rb;
+  const int64_t super = std::max<int64_t>(1, kSuperRows / rb);  // blocks per super-chunk
+  Workspace gws(std::min(super, nblocks) * np * rb);
+  float* G = gws.get();
   const int64_t t = p.true_ids ? p.t : 0;
   const bool bias_grads = o.grad_bias != nullptr;
   std::vector<float> bias_partial(bias_grads ? static_cast<size_t>(nblocks * np) : 0);
   gcols->assign(static_cast<size_t>(np * dp), 0.0f);
   float* dW = gcols->data();
-  const int64_t cb = e.col_block();
-  const int64_t cblock = std::max<int64_t>(cb, (128 + cb - 1) / cb * cb);
+  const int64_t cblock = (192 + be.col_multiple() - 1) / be.col_multiple() * be.col_multiple();
 
-  for (int64_t s0 = 0; s0 < bp; s0 += super) {
-    const int64_t s1 = std::min(bp, s0 + super);
-    const int64_t srows = s1 - s0;
-    // Phase A: row blocks of this super-chunk.
-    parallel_chunks(srows, rb, [&](int64_t, int64_t q0, int64_t q1) {
-      const int64_t r0 = s0 + q0, r1 = s0 + q1, blk = r0 / rb;
-      float* L = Gp + q0 * ldl;  // the block's rows of the super-chunk's G
-      e.scores(x, w, r0, r1, 0, np, p.inv_tau, offset.data(), L, ldl, bp, np);
-      std::vector<float> tl(static_cast<size_t>(t));
-      for (int64_t r = r0; r < r1; ++r) {
-        float* row = L + (r - r0) * ldl;
-        if (r >= p.b) {
-          std::fill(row, row + np, 0.0f);
-          continue;
-        }
-        apply_mask(p, r, row);
-        if (t > 0) true_logits(p, r, tl.data());
-        finish_row(e, p, r, row, np, tl.data(), true, o.loss, o.grad_true + r * t);
+  for (int64_t s0 = 0; s0 < nblocks; s0 += super) {
+    const int64_t s1 = std::min(nblocks, s0 + super);
+    // Phase A: the super-chunk's blocks.
+    parallel_chunks(s1 - s0, 1, [&](int64_t q, int64_t, int64_t) {
+      const int64_t blk = s0 + q, r0 = blk * rb;
+      float* g = G + q * np * rb;
+      std::vector<float>& scratch = block_scratch(2 * dp * rb);
+      float* xt = scratch.data();  // the block's rows transposed, [dp][rb]
+      float* dxt = xt + dp * rb;   // dX of the block, transposed
+      for (int64_t l = 0; l < rb; ++l)
+        for (int64_t i = 0; i < dp; ++i) xt[i * rb + l] = x.data[(r0 + l) * dp + i];
+      be.scores(w, xt, p.inv_tau, offset.data(), g);
+      if (p.mask != nullptr && !p.mask->empty()) {
+        for (int64_t r = r0; r < std::min(r0 + rb, p.b); ++r)
+          for (int64_t m = p.mask->ptr[r]; m < p.mask->ptr[r + 1]; ++m) g[p.mask->cols[m] * rb + (r - r0)] = kMaskedLogit;
       }
-      float* dxb = dX + r0 * dp;
-      std::fill(dxb, dxb + (r1 - r0) * dp, 0.0f);
-      e.acc_rows_times_cols(L, ldl, r1 - r0, w, dxb, dp);
-      for (int64_t r = r0; r < std::min(r1, p.b); ++r) {
-        float* dxr = dX + r * dp;
+      finish_block(be, p, r0, g, np, o);
+      be.dx(w, g, dxt);
+      for (int64_t r = r0; r < std::min(r0 + rb, p.b); ++r) {
+        float* gx = o.grad_x + r * p.d;
+        for (int64_t i = 0; i < p.d; ++i) gx[i] = dxt[i * rb + (r - r0)];
         for (int64_t k = 0; k < t; ++k) {
-          const float g = o.grad_true[r * t + k];
+          const float gt = o.grad_true[r * t + k];
           const float* wv = p.table + p.true_ids[r * t + k] * p.d;
-          for (int64_t i = 0; i < p.d; ++i) dxr[i] += g * wv[i];
+          for (int64_t i = 0; i < p.d; ++i) gx[i] += gt * wv[i];
         }
-        std::memcpy(o.grad_x + r * p.d, dxr, sizeof(float) * p.d);
       }
       if (bias_grads) {
         float* part = bias_partial.data() + blk * np;
-        std::fill(part, part + np, 0.0f);
-        for (int64_t r = r0; r < r1; ++r) {
-          const float* row = L + (r - r0) * ldl;
-          for (int64_t j = 0; j < np; ++j) part[j] += row[j];
+        for (int64_t j = 0; j < np; ++j) {
+          float sj = 0.0f;
+          for (int64_t l = 0; l < rb; ++l) sj += g[j * rb + l];
+          part[j] = sj;
         }
       }
     });
-    // Phase B: column blocks; dW += G[s0:s1]^T X[s0:s1].
+    // Phase B: column ranges; dW += G[super-chunk]^T X[super-chunk].
     parallel_chunks(np, cblock, [&](int64_t, int64_t j0, int64_t j1) {
-      e.acc_rowsT_times_rows(Gp, ldl, j0, j1, x, s0, s1, dW, dp);
+      be.dw(G, np, s1 - s0, x.data.get() + s0 * rb * dp, dp, j0, j1, dW, dp);
     });
   }
   if (bias_grads) {

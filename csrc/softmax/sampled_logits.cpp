@@ -10,16 +10,12 @@
 
 #include "common/cpu_dispatch.hpp"
 #include "common/thread_pool.hpp"
+#include "softmax/micro_kernel.hpp"
+#include "softmax/simd_math.hpp"
 
 // x86-64 with GCC/Clang: AVX-512 and AVX2 paths chosen at run time by common/cpu_dispatch's
 // isa_level() (define RECSAMPLE_NO_ISA_DISPATCH to build the portable path only). Elsewhere: the
 // portable generic-vector path.
-#if RECSAMPLE_ISA_DISPATCH
-#include <immintrin.h>
-#endif
-
-// Vector types cross no ABI boundary here (all vector helpers are always_inline).
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace recsample {
 namespace softmax {
@@ -33,182 +29,18 @@ FloatBuf alloc_floats(int64_t n) {
 }
 
 namespace {
+using namespace simd;
 
-
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef int32_t i32x16 __attribute__((vector_size(64)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef int32_t i32x8 __attribute__((vector_size(32)));
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef int32_t i32x4 __attribute__((vector_size(16)));
-
-typedef float f32x16u __attribute__((vector_size(64), aligned(4), may_alias));
-typedef float f32x8u __attribute__((vector_size(32), aligned(4), may_alias));
-typedef float f32x4u __attribute__((vector_size(16), aligned(4), may_alias));
-
-template <class V> struct VT;
-template <> struct VT<f32x16> { using I = i32x16; using U = f32x16u; };
-template <> struct VT<f32x8> { using I = i32x8; using U = f32x8u; };
-template <> struct VT<f32x4> { using I = i32x4; using U = f32x4u; };
-template <class V> struct IntOf { using type = typename VT<V>::I; };
-
-// Broadcast. (GCC turns {f, f, ...} and V{} + f into lane-by-lane inserts or an extra add; a
-// shuffle of lane 0 becomes one vbroadcastss.)
-template <class V> RS_INLINE V splat(float f) {
-#if defined(__clang__)
-  V v;
-  for (int i = 0; i < static_cast<int>(sizeof(V) / sizeof(float)); ++i) v[i] = f;
-  return v;
-#else
-  V t = V{};
-  t[0] = f;
-  return __builtin_shuffle(t, typename VT<V>::I{});
-#endif
-}
-template <class V> RS_INLINE V loadu(const float* p) { return *reinterpret_cast<const typename VT<V>::U*>(p); }
-template <class V> RS_INLINE void storeu(float* p, V v) { *reinterpret_cast<typename VT<V>::U*>(p) = v; }
-template <class V> RS_INLINE V vmax(V a, V b) { return a > b ? a : b; }
-
-// exp(x) in float32: 2^n * p(r), |r| <= ln2/2, degree-7 polynomial (~1 ulp); exactly 0 below -87.
-template <class V> RS_INLINE V vexp(V x) {
-  using VI = typename IntOf<V>::type;
-  const V xc = vmax(x, splat<V>(-88.0f));
-  const V xm = xc < splat<V>(88.0f) ? xc : splat<V>(88.0f);
-  const V magic = splat<V>(12582912.0f);  // 1.5 * 2^23: rounds to nearest integer
-  const V n = (xm * splat<V>(1.44269504088896341f) + magic) - magic;
-  V r = xm - n * splat<V>(0.693145751953125f);
-  r = r - n * splat<V>(1.428606765330187045e-06f);
-  V p = splat<V>(1.0f / 5040.0f);
-  p = p * r + splat<V>(1.0f / 720.0f);
-  p = p * r + splat<V>(1.0f / 120.0f);
-  p = p * r + splat<V>(1.0f / 24.0f);
-  p = p * r + splat<V>(1.0f / 6.0f);
-  p = p * r + splat<V>(0.5f);
-  p = p * r + splat<V>(1.0f);
-  p = p * r + splat<V>(1.0f);
-  const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
-  V scale;
-  std::memcpy(&scale, &bits, sizeof(V));
-  const V res = p * scale;
-  return x < splat<V>(-87.0f) ? V{} : res;
-}
-
-// log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, odd series to s^15.
-template <class V> RS_INLINE V vlog1p_unit(V e) {
-  const V s = e / (splat<V>(2.0f) + e);
-  const V s2 = s * s;
-  V p = splat<V>(1.0f / 15.0f);
-  p = p * s2 + splat<V>(1.0f / 13.0f);
-  p = p * s2 + splat<V>(1.0f / 11.0f);
-  p = p * s2 + splat<V>(1.0f / 9.0f);
-  p = p * s2 + splat<V>(1.0f / 7.0f);
-  p = p * s2 + splat<V>(1.0f / 5.0f);
-  p = p * s2 + splat<V>(1.0f / 3.0f);
-  p = p * s2 + splat<V>(1.0f);
-  return splat<V>(2.0f) * s * p;
-}
-
-template <class V> RS_INLINE float hmax(V v) {
-  constexpr int VF = sizeof(V) / sizeof(float);
-  float m = v[0];
-  for (int i = 1; i < VF; ++i) m = v[i] > m ? v[i] : m;
-  return m;
-}
-template <class V> RS_INLINE double hsum(V v) {
-  constexpr int VF = sizeof(V) / sizeof(float);
-  double s = 0;
-  for (int i = 0; i < VF; ++i) s += v[i];
-  return s;
-}
-
-constexpr int64_t kKc = 256;  // k-block of the backward products
-constexpr int64_t kKcT = 128;  // ... and at most this for G^T X (see acc_rowsT_times_rows)
-
-// The micro-kernel: tile[MR][NR] = sum_k A(i, k) * B(k, 0:NR), A(i, k) = a[i * sa + k * sk],
-// B(k, :) = b + k * ldb, k in increasing order. Intrinsics on x86 (GCC's generic vectors spill the
-// B vectors and double the broadcasts here); generic vectors elsewhere.
-template <class V, int MR, int NV>
-struct GenericKernel {
-  static constexpr int VF = sizeof(V) / sizeof(float);
-  static constexpr int NR = NV * VF;
-    static RS_INLINE void run(int64_t K, const float* a, int64_t sa, int64_t sk, const float* b, int64_t ldb,
-                               float* tile) {
-    V acc[MR][NV];
-    RS_UNROLL for (int i = 0; i < MR; ++i)
-      RS_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V{};
-    for (int64_t k = 0; k < K; ++k) {
-      V bv[NV];
-      RS_UNROLL for (int v = 0; v < NV; ++v) bv[v] = loadu<V>(b + k * ldb + v * VF);
-      const float* ak = a + k * sk;
-      RS_UNROLL for (int i = 0; i < MR; ++i) {
-        const V av = splat<V>(ak[i * sa]);
-        RS_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] += av * bv[v];
-      }
-    }
-    RS_UNROLL for (int i = 0; i < MR; ++i)
-      RS_UNROLL for (int v = 0; v < NV; ++v) storeu<V>(tile + i * NR + v * VF, acc[i][v]);
-  }
-};
-
-#if RECSAMPLE_ISA_DISPATCH
-struct Avx512Kernel {
-  static constexpr int MR = 12;
-  __attribute__((target("avx512f,fma"))) static void run(int64_t K, const float* a, int64_t sa,
-                                                                            int64_t sk, const float* b, int64_t ldb,
-                                                                            float* tile) {
-    __m512 c[MR][2];
-    RS_UNROLL for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; ++k) {
-      const __m512 b0 = _mm512_loadu_ps(b + k * ldb);
-      const __m512 b1 = _mm512_loadu_ps(b + k * ldb + 16);
-      const float* ak = a + k * sk;
-      RS_UNROLL for (int i = 0; i < MR; ++i) {
-        const __m512 av = _mm512_set1_ps(ak[i * sa]);
-        c[i][0] = _mm512_fmadd_ps(av, b0, c[i][0]);
-        c[i][1] = _mm512_fmadd_ps(av, b1, c[i][1]);
-      }
-    }
-    RS_UNROLL for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(tile + i * 32, c[i][0]);
-      _mm512_storeu_ps(tile + i * 32 + 16, c[i][1]);
-    }
-  }
-};
-
-struct Avx2Kernel {
-  static constexpr int MR = 6;
-  __attribute__((target("avx2,fma"))) static void run(int64_t K, const float* a, int64_t sa,
-                                                                         int64_t sk, const float* b, int64_t ldb,
-                                                                         float* tile) {
-    __m256 c[MR][2];
-    RS_UNROLL for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b + k * ldb);
-      const __m256 b1 = _mm256_loadu_ps(b + k * ldb + 8);
-      const float* ak = a + k * sk;
-      RS_UNROLL for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_set1_ps(ak[i * sa]);
-        c[i][0] = _mm256_fmadd_ps(av, b0, c[i][0]);
-        c[i][1] = _mm256_fmadd_ps(av, b1, c[i][1]);
-      }
-    }
-    RS_UNROLL for (int i = 0; i < MR; ++i) {
-      _mm256_storeu_ps(tile + i * 16, c[i][0]);
-      _mm256_storeu_ps(tile + i * 16 + 8, c[i][1]);
-    }
-  }
-};
-#endif
-
-
+// The row-major engine for one ISA path: Kern is the micro-kernel (MR rows, two vectors of columns).
 template <class V, int MR, int NV, class Kern>
 struct Impl {
   static constexpr int VF = sizeof(V) / sizeof(float);
   static constexpr int NR = NV * VF;
+  static_assert(NV == 2, "the micro-kernels compute two vectors of columns");
 
   static RS_INLINE void kernel(int64_t K, const float* a, int64_t sa, int64_t sk, const float* b, int64_t ldb,
                                float* tile) {
-    Kern::run(K, a, sa, sk, b, ldb, tile);
+    Kern::run(1, K, a, sa, sk, 0, b, ldb, 0, tile);
   }
 
   static RS_INLINE void scores(const Rows& x, const Columns& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
@@ -242,46 +74,6 @@ struct Impl {
     }
   }
 
-  static RS_INLINE void acc_rows_times_cols(const float* a, int64_t lda, int64_t m, const Columns& w, float* c,
-                                            int64_t ldc) {
-    alignas(64) float tile[MR * NR];
-    const int64_t dp = w.dp;
-    for (int64_t kc = 0; kc < w.np; kc += kKc) {
-      const int64_t K = std::min<int64_t>(kKc, w.np - kc);
-      for (int64_t p = 0; p < dp; p += NR) {
-        for (int64_t r = 0; r < m; r += MR) {
-          kernel(K, a + r * lda + kc, lda, 1, w.rows.get() + kc * dp + p, dp, tile);
-          for (int i = 0; i < MR; ++i) {
-            float* o = c + (r + i) * ldc + p;
-            for (int v = 0; v < NV; ++v) storeu<V>(o + v * VF, loadu<V>(o + v * VF) + loadu<V>(tile + i * NR + v * VF));
-          }
-        }
-      }
-    }
-  }
-
-  static RS_INLINE void acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x,
-                                             int64_t k0, int64_t k1, float* c, int64_t ldc) {
-    alignas(64) float tile[MR * NR];
-    const int64_t dp = x.dp;
-    // k in even steps of at most kKcT rows: the step's rows of x (NR floats each) and of G (MR
-    // floats each, one cache line) then fit in L1 together and stay there across the j tiles.
-    const int64_t steps = (k1 - k0 + kKcT - 1) / kKcT;
-    const int64_t step = steps > 0 ? (k1 - k0 + steps - 1) / steps : 1;
-    for (int64_t kc = k0; kc < k1; kc += step) {
-      const int64_t K = std::min<int64_t>(step, k1 - kc);
-      for (int64_t p = 0; p < dp; p += NR) {
-        for (int64_t j = j0; j < j1; j += MR) {
-          kernel(K, g + (kc - k0) * ldg + j, 1, ldg, x.data.get() + kc * dp + p, dp, tile);
-          for (int i = 0; i < MR; ++i) {
-            float* o = c + (j + i) * ldc + p;
-            for (int v = 0; v < NV; ++v) storeu<V>(o + v * VF, loadu<V>(o + v * VF) + loadu<V>(tile + i * NR + v * VF));
-          }
-        }
-      }
-    }
-  }
-
   static RS_INLINE float row_max(const float* p, int64_t n) {
     V m = splat<V>(-std::numeric_limits<float>::infinity());
     for (int64_t i = 0; i < n; i += VF) m = vmax(m, loadu<V>(p + i));
@@ -299,27 +91,6 @@ struct Impl {
       total += hsum(s);
     }
     return total;
-  }
-
-  static RS_INLINE double row_exp_sum(float* p, int64_t n, float shift) {
-    double total = 0;
-    const V sh = splat<V>(shift);
-    for (int64_t b = 0; b < n; b += 16 * VF) {
-      V s = V{};
-      const int64_t e = std::min<int64_t>(n, b + 16 * VF);
-      for (int64_t i = b; i < e; i += VF) {
-        const V ex = vexp(loadu<V>(p + i) - sh);
-        storeu<V>(p + i, ex);
-        s += ex;
-      }
-      total += hsum(s);
-    }
-    return total;
-  }
-
-  static RS_INLINE void row_scale(float* p, int64_t n, float scale) {
-    const V sc = splat<V>(scale);
-    for (int64_t i = 0; i < n; i += VF) storeu<V>(p + i, loadu<V>(p + i) * sc);
   }
 
   static RS_INLINE double row_sigmoid_grad(float* p, int64_t n, float scale) {
@@ -349,12 +120,8 @@ struct Ops {
   int mr, nr;
   void (*scores)(const Rows&, const Columns&, int64_t, int64_t, int64_t, int64_t, float, const float*, float*, int64_t,
                  int64_t, int64_t);
-  void (*acc_rows_times_cols)(const float*, int64_t, int64_t, const Columns&, float*, int64_t);
-  void (*acc_rowsT_times_rows)(const float*, int64_t, int64_t, int64_t, const Rows&, int64_t, int64_t, float*, int64_t);
   float (*row_max)(const float*, int64_t);
   double (*row_sum_exp)(const float*, int64_t, float);
-  double (*row_exp_sum)(float*, int64_t, float);
-  void (*row_scale)(float*, int64_t, float);
   double (*row_sigmoid_grad)(float*, int64_t, float);
 };
 
@@ -365,30 +132,20 @@ struct Ops {
                            const float* off, float* out, int64_t ldo, int64_t rv, int64_t cv) {                        \
     Impl_##TAG::scores(x, w, r0, r1, c0, c1, al, off, out, ldo, rv, cv);                                               \
   }                                                                                                                    \
-  TARGET void TAG##_arc(const float* a, int64_t lda, int64_t m, const Columns& w, float* c, int64_t ldc) {            \
-    Impl_##TAG::acc_rows_times_cols(a, lda, m, w, c, ldc);                                                             \
-  }                                                                                                                    \
-  TARGET void TAG##_act(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1,  \
-                        float* c, int64_t ldc) {                                                                       \
-    Impl_##TAG::acc_rowsT_times_rows(g, ldg, j0, j1, x, k0, k1, c, ldc);                                               \
-  }                                                                                                                    \
   TARGET float TAG##_rmax(const float* p, int64_t n) { return Impl_##TAG::row_max(p, n); }                             \
   TARGET double TAG##_rse(const float* p, int64_t n, float s) { return Impl_##TAG::row_sum_exp(p, n, s); }             \
-  TARGET double TAG##_res(float* p, int64_t n, float s) { return Impl_##TAG::row_exp_sum(p, n, s); }                  \
-  TARGET void TAG##_rsc(float* p, int64_t n, float s) { Impl_##TAG::row_scale(p, n, s); }                               \
   TARGET double TAG##_rsig(float* p, int64_t n, float s) { return Impl_##TAG::row_sigmoid_grad(p, n, s); }             \
-  const Ops TAG##_ops = {#TAG,          MR,          Impl_##TAG::NR, TAG##_scores, TAG##_arc,                          \
-                         TAG##_act,     TAG##_rmax,  TAG##_rse,      TAG##_res,    TAG##_rsc, TAG##_rsig};                        \
+  const Ops TAG##_ops = {#TAG, MR, Impl_##TAG::NR, TAG##_scores, TAG##_rmax, TAG##_rse, TAG##_rsig};                 \
   }
 
 #if RECSAMPLE_ISA_DISPATCH
-RS_DEFINE_OPS(avx512, __attribute__((target("avx512f,fma"))), f32x16, 12, 2, Avx512Kernel)
-RS_DEFINE_OPS(avx2, __attribute__((target("avx2,fma"))), f32x8, 6, 2, Avx2Kernel)
+RS_DEFINE_OPS(avx512, __attribute__((target("avx512f,fma"))), simd::f32x16, 12, 2, Avx512Tile<12>)
+RS_DEFINE_OPS(avx2, __attribute__((target("avx2,fma"))), simd::f32x8, 6, 2, Avx2Tile<6>)
 #endif
 namespace {
-using GenericKernel4 = GenericKernel<f32x4, 6, 2>;
+using GenericTile6 = GenericTile<simd::f32x4, 6>;
 }
-RS_DEFINE_OPS(generic, , f32x4, 6, 2, GenericKernel4)
+RS_DEFINE_OPS(generic, , simd::f32x4, 6, 2, GenericTile6)
 
 namespace {
 
@@ -419,11 +176,11 @@ int Engine::col_block() const {
 }
 int Engine::row_block() const { return 2 * ops_->mr; }
 
-Rows Engine::pack_rows(const float* x, int64_t b, int64_t d) const {
+Rows Engine::pack_rows(const float* x, int64_t b, int64_t d, int64_t row_multiple) const {
   Rows r;
   r.b = b;
   r.d = d;
-  r.bp = round_up(std::max<int64_t>(b, 1), mr());
+  r.bp = round_up(std::max<int64_t>(b, 1), row_multiple > 0 ? row_multiple : mr());
   r.dp = round_up(std::max<int64_t>(d, 1), 32);
   r.data = alloc_floats(r.bp * r.dp);
   float* dst = r.data.get();
@@ -442,42 +199,43 @@ Rows Engine::pack_rows(const float* x, int64_t b, int64_t d) const {
   return r;
 }
 
-Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool with_rows) const {
+Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows) const {
   Columns w;
   w.n = n;
   w.d = d;
   w.np = round_up(std::max<int64_t>(n, 1), col_block());
   w.dp = round_up(std::max<int64_t>(d, 1), 32);
-  const int NR = nr();
   const int64_t np = w.np, dp = w.dp;
-  w.panels = alloc_floats(np * dp);
-  if (with_rows) w.rows = alloc_floats(np * dp);
-  float* panels = w.panels.get();
-  float* rows = w.rows.get();
-  parallel_chunks(np / NR, 16, [&](int64_t, int64_t begin, int64_t end) {
+  const int64_t group = as_rows ? 32 : nr();  // columns gathered per prefetch group
+  float* panels = nullptr;
+  float* rows = nullptr;
+  if (as_rows) {
+    w.rows = alloc_floats(np * dp);
+    rows = w.rows.get();
+  } else {
+    w.panels = alloc_floats(np * dp);
+    panels = w.panels.get();
+  }
+  parallel_chunks((np + group - 1) / group, 16, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      // The source rows are scattered over the table: prefetch the next panel's rows now.
-      for (int j = 0; j < NR; ++j) {
-        const int64_t col = (p + 1) * NR + j;
+      // The source rows are scattered over the table: prefetch the next group's rows now.
+      for (int64_t j = 0; j < group; ++j) {
+        const int64_t col = (p + 1) * group + j;
         if (col >= n) break;
         const char* src = reinterpret_cast<const char*>(table + (ids ? ids[col] : col) * d);
         for (int64_t off = 0; off < d * static_cast<int64_t>(sizeof(float)); off += 64) __builtin_prefetch(src + off);
       }
-      float* panel = panels + p * dp * NR;
-      for (int j = 0; j < NR; ++j) {
-        const int64_t col = p * NR + j;
-        float* row = rows ? rows + col * dp : nullptr;
-        if (col < n) {
-          const float* src = table + (ids ? ids[col] : col) * d;
-          for (int64_t k = 0; k < d; ++k) panel[k * NR + j] = src[k];
-          for (int64_t k = d; k < dp; ++k) panel[k * NR + j] = 0.0f;
-          if (row) {
-            std::memcpy(row, src, sizeof(float) * d);
-            std::fill(row + d, row + dp, 0.0f);
-          }
+      for (int64_t j = 0; j < group; ++j) {
+        const int64_t col = p * group + j;
+        if (col >= np) break;
+        const float* src = col < n ? table + (ids ? ids[col] : col) * d : nullptr;
+        if (rows) {
+          float* row = rows + col * dp;
+          if (src) std::memcpy(row, src, sizeof(float) * d);
+          std::fill(row + (src ? d : 0), row + dp, 0.0f);
         } else {
-          for (int64_t k = 0; k < dp; ++k) panel[k * NR + j] = 0.0f;
-          if (row) std::fill(row, row + dp, 0.0f);
+          float* panel = panels + p * dp * group;
+          for (int64_t k = 0; k < dp; ++k) panel[k * group + j] = (src && k < d) ? src[k] : 0.0f;
         }
       }
     }
@@ -489,20 +247,8 @@ void Engine::scores(const Rows& x, const Columns& w, int64_t r0, int64_t r1, int
                     const float* offset, float* out, int64_t ldo, int64_t rows_valid, int64_t cols_valid) const {
   ops_->scores(x, w, r0, r1, c0, c1, alpha, offset, out, ldo, rows_valid, cols_valid);
 }
-void Engine::acc_rows_times_cols(const float* a, int64_t lda, int64_t m, const Columns& w, float* c,
-                                 int64_t ldc) const {
-  ops_->acc_rows_times_cols(a, lda, m, w, c, ldc);
-}
-void Engine::acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0,
-                                  int64_t k1, float* c, int64_t ldc) const {
-  ops_->acc_rowsT_times_rows(g, ldg, j0, j1, x, k0, k1, c, ldc);
-}
 float Engine::row_max(const float* v, int64_t n) const { return ops_->row_max(v, n); }
 double Engine::row_sum_exp(const float* v, int64_t n, float shift) const { return ops_->row_sum_exp(v, n, shift); }
-double Engine::row_exp_sum(float* v, int64_t n, float shift) const { return ops_->row_exp_sum(v, n, shift); }
-void Engine::row_scale(float* v, int64_t n, float scale) const {
-  ops_->row_scale(v, n, scale);
-}
 double Engine::row_sigmoid_grad(float* v, int64_t n, float scale) const { return ops_->row_sigmoid_grad(v, n, scale); }
 
 double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }

@@ -1,10 +1,10 @@
 // Sampled and in-batch logits (TensorFlow's _compute_sampled_logits, TF Recommenders' Retrieval),
 // and the blocked matrix engine the fused losses and score sampling share.
 //
-// Engine: every product here is "rows x columns" where a column is an embedding row (a sampled
-// class, a candidate, an item). Columns are gathered once per call into two zero-padded copies:
-// NR-wide panels for the score product (logits = X W^T) and a row-major copy for the backward
-// products (dX = G W). Products run through one register-blocked micro-kernel (MR rows x NR
+// Engine: the row-major products ("rows x columns", a column being an embedding row: a sampled
+// class, a candidate, an item) of the forward paths. Columns are gathered once per call into
+// zero-padded NR-wide panels (or, for the fused backward's block engine, a row-major copy).
+// Products run through one register-blocked micro-kernel (softmax/micro_kernel.hpp: MR rows x NR
 // columns, float32 with float32 accumulation in a fixed k order), compiled three times (AVX-512,
 // AVX2+FMA, baseline SSE2) and picked at first use from the CPU; the order of every sum depends
 // only on the ISA path and the fixed block sizes, never on the thread count.
@@ -42,8 +42,8 @@ struct Columns {
   int64_t np = 0;      // padded to a multiple of the block width
   int64_t d = 0;       // real dimension
   int64_t dp = 0;      // padded to a multiple of 32
-  FloatBuf panels;     // [np / NR][dp][NR]
-  FloatBuf rows;       // [np][dp], only when with_rows
+  FloatBuf panels;     // [np / NR][dp][NR], unless packed as rows
+  FloatBuf rows;       // [np][dp], only when packed as rows
 };
 
 // Rows (queries) padded: [bp][dp], zero rows/columns beyond (b, d).
@@ -60,27 +60,19 @@ class Engine {
   int col_block() const;  // lcm(mr, nr): columns are padded to a multiple of it
   int row_block() const;  // rows per task in row-parallel phases (a multiple of mr)
 
-  Rows pack_rows(const float* x, int64_t b, int64_t d) const;
-  // Column j is table[ids[j]] (ids == nullptr: table row j). with_rows also keeps a row-major copy.
-  Columns pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool with_rows) const;
+  // Rows padded to a multiple of row_multiple (0: of mr()).
+  Rows pack_rows(const float* x, int64_t b, int64_t d, int64_t row_multiple = 0) const;
+  // Column j is table[ids[j]] (ids == nullptr: table row j), packed as NR-wide panels for scores(),
+  // or as_rows: row-major [np][dp] instead (the block engine's layout).
+  Columns pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows = false) const;
 
   // out[(r - r0) * ldo + (c - c0)] = dot(x_r, col_c) * alpha + offset[c] for r in [r0, min(r1, rows_valid)),
   // c in [c0, min(c1, cols_valid)); r0, r1 multiples of mr; c0, c1 multiples of nr (c1 <= np).
   void scores(const Rows& x, const Columns& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, float alpha,
               const float* offset, float* out, int64_t ldo, int64_t rows_valid, int64_t cols_valid) const;
-  // C[r][0:dp] += sum_k A[r][k] * w.rows[k][0:dp] for r in [0, m) (m multiple of mr), k in [0, np).
-  void acc_rows_times_cols(const float* a, int64_t lda, int64_t m, const Columns& w, float* c, int64_t ldc) const;
-  // C[j][0:dp] += sum_k G[k][j] * x.data[k][0:dp] for j in [j0, j1) (multiples of mr), k in [k0, k1),
-  // with G row-major from row k0: G[k][j] = g[(k - k0) * ldg + j]. The micro-kernel reads mr
-  // consecutive floats of each row, so G needs no transposed copy.
-  void acc_rowsT_times_rows(const float* g, int64_t ldg, int64_t j0, int64_t j1, const Rows& x, int64_t k0, int64_t k1,
-                            float* c, int64_t ldc) const;
-
   // Row operations over n floats (n a multiple of 16, 64-byte aligned rows).
   float row_max(const float* v, int64_t n) const;
   double row_sum_exp(const float* v, int64_t n, float shift) const;  // sum exp(v - shift)
-  double row_exp_sum(float* v, int64_t n, float shift) const;  // v = exp(v - shift); returns the sum
-  void row_scale(float* v, int64_t n, float scale) const;       // v *= scale
   // Sigmoid cross-entropy with target 0 over the row: returns sum softplus(v); v = sigmoid(v) * scale.
   double row_sigmoid_grad(float* v, int64_t n, float scale) const;
 

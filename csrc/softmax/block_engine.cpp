@@ -1,0 +1,220 @@
+#include "softmax/block_engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/cpu_dispatch.hpp"
+#include "softmax/micro_kernel.hpp"
+#include "softmax/simd_math.hpp"
+
+namespace recsample {
+namespace softmax {
+namespace {
+using namespace simd;
+
+constexpr int64_t kDxK = 256;  // k-block of dX = G W: a step's G and W rows stay in L1/L2
+
+// One ISA path: V the vector type, Wide / Narrow the micro-kernels of MR and MD rows.
+template <class V, int MR, int MD, class Wide, class Narrow>
+struct BlockImpl {
+  static constexpr int VF = sizeof(V) / sizeof(float);
+  static constexpr int RB = 2 * VF;
+
+  static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g) {
+    alignas(64) float tile[MR * RB];
+    const int64_t dp = w.dp;
+    const V al = splat<V>(alpha);
+    for (int64_t j = 0; j < w.np; j += MR) {
+      Wide::run(1, dp, w.rows.get() + j * dp, dp, 1, 0, xt, RB, 0, tile);
+      RS_UNROLL for (int i = 0; i < MR; ++i) {
+        const V off = splat<V>(offset[j + i]);
+        float* o = g + (j + i) * RB;
+        storeu<V>(o, loadu<V>(tile + i * RB) * al + off);
+        storeu<V>(o + VF, loadu<V>(tile + i * RB + VF) * al + off);
+      }
+    }
+  }
+
+  static RS_INLINE void lane_max(const float* g, int64_t np, float* m) {
+    V m0 = splat<V>(-std::numeric_limits<float>::infinity()), m1 = m0;
+    for (int64_t j = 0; j < np; ++j) {
+      m0 = vmax(m0, loadu<V>(g + j * RB));
+      m1 = vmax(m1, loadu<V>(g + j * RB + VF));
+    }
+    storeu<V>(m, m0);
+    storeu<V>(m + VF, m1);
+  }
+
+  // Sums are taken in float lanes over blocks of 16 columns and added in double.
+  static RS_INLINE void add_lanes(V s0, V s1, double* sum) {
+    for (int l = 0; l < VF; ++l) {
+      sum[l] += s0[l];
+      sum[VF + l] += s1[l];
+    }
+  }
+
+  static RS_INLINE void lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) {
+    const V sh0 = loadu<V>(shift), sh1 = loadu<V>(shift + VF);
+    std::fill(sum, sum + RB, 0.0);
+    for (int64_t b = 0; b < np; b += 16) {
+      V s0 = V{}, s1 = V{};
+      const int64_t e = std::min<int64_t>(np, b + 16);
+      for (int64_t j = b; j < e; ++j) {
+        const V e0 = vexp(loadu<V>(g + j * RB) - sh0), e1 = vexp(loadu<V>(g + j * RB + VF) - sh1);
+        storeu<V>(g + j * RB, e0);
+        storeu<V>(g + j * RB + VF, e1);
+        s0 += e0;
+        s1 += e1;
+      }
+      add_lanes(s0, s1, sum);
+    }
+  }
+
+  static RS_INLINE void lane_scale(float* g, int64_t np, const float* factor) {
+    const V f0 = loadu<V>(factor), f1 = loadu<V>(factor + VF);
+    for (int64_t j = 0; j < np; ++j) {
+      storeu<V>(g + j * RB, loadu<V>(g + j * RB) * f0);
+      storeu<V>(g + j * RB + VF, loadu<V>(g + j * RB + VF) * f1);
+    }
+  }
+
+  static RS_INLINE V softplus_sigmoid(V v, V sc, V* sig) {
+    const V one = splat<V>(1.0f);
+    const V a = v < V{} ? -v : v;
+    const V ex = vexp(-a);
+    *sig = (v < V{} ? ex / (one + ex) : one / (one + ex)) * sc;
+    return vmax(v, V{}) + vlog1p_unit(ex);
+  }
+
+  static RS_INLINE void lane_sigmoid_grad(float* g, int64_t np, const float* scale, double* total) {
+    const V sc0 = loadu<V>(scale), sc1 = loadu<V>(scale + VF);
+    std::fill(total, total + RB, 0.0);
+    for (int64_t b = 0; b < np; b += 16) {
+      V s0 = V{}, s1 = V{};
+      const int64_t e = std::min<int64_t>(np, b + 16);
+      for (int64_t j = b; j < e; ++j) {
+        V sig0, sig1;
+        s0 += softplus_sigmoid(loadu<V>(g + j * RB), sc0, &sig0);
+        s1 += softplus_sigmoid(loadu<V>(g + j * RB + VF), sc1, &sig1);
+        storeu<V>(g + j * RB, sig0);
+        storeu<V>(g + j * RB + VF, sig1);
+      }
+      add_lanes(s0, s1, total);
+    }
+  }
+
+  static RS_INLINE void dx(const Columns& w, const float* g, float* dxt) {
+    alignas(64) float tile[MD * RB];
+    const int64_t dp = w.dp;
+    std::fill(dxt, dxt + dp * RB, 0.0f);
+    for (int64_t k0 = 0; k0 < w.np; k0 += kDxK) {
+      const int64_t K = std::min<int64_t>(kDxK, w.np - k0);
+      for (int64_t i0 = 0; i0 < dp; i0 += MD) {
+        // A(i, k) = W[k0 + k][i0 + i] (broadcast), B(k) = G's column k0 + k (the RB lanes).
+        Narrow::run(1, K, w.rows.get() + k0 * dp + i0, 1, dp, 0, g + k0 * RB, RB, 0, tile);
+        RS_UNROLL for (int i = 0; i < MD; ++i) {
+          float* o = dxt + (i0 + i) * RB;
+          storeu<V>(o, loadu<V>(o) + loadu<V>(tile + i * RB));
+          storeu<V>(o + VF, loadu<V>(o + VF) + loadu<V>(tile + i * RB + VF));
+        }
+      }
+    }
+  }
+
+  static RS_INLINE void dw(const float* g, int64_t np, int64_t nb, const float* x, int64_t dp, int64_t j0,
+                           int64_t j1, float* out, int64_t ldw) {
+    alignas(64) float tile[MR * RB];
+    for (int64_t j = j0; j < j1; j += MR) {
+      for (int64_t p = 0; p < dp; p += RB) {
+        // A(i, k) = G[block q][column j + i][lane k] (broadcast), B(k) = x row q * RB + k, columns p.. p + RB.
+        Wide::run(nb, RB, g + j * RB, RB, 1, np * RB, x + p, dp, RB * dp, tile);
+        RS_UNROLL for (int i = 0; i < MR; ++i) {
+          float* o = out + (j + i) * ldw + p;
+          storeu<V>(o, loadu<V>(o) + loadu<V>(tile + i * RB));
+          storeu<V>(o + VF, loadu<V>(o + VF) + loadu<V>(tile + i * RB + VF));
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+struct BlockOps {
+  int rb, mr;
+  void (*scores)(const Columns&, const float*, float, const float*, float*);
+  void (*lane_max)(const float*, int64_t, float*);
+  void (*lane_exp_sum)(float*, int64_t, const float*, double*);
+  void (*lane_scale)(float*, int64_t, const float*);
+  void (*lane_sigmoid_grad)(float*, int64_t, const float*, double*);
+  void (*dx)(const Columns&, const float*, float*);
+  void (*dw)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+};
+
+#define RS_DEFINE_BLOCK_OPS(TAG, TARGET, V, MR, MD, WIDE, NARROW)                                                    \
+  namespace {                                                                                                        \
+  using Block_##TAG = BlockImpl<V, MR, MD, WIDE, NARROW>;                                                            \
+  TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, float* g) {                \
+    Block_##TAG::scores(w, xt, al, off, g);                                                                          \
+  }                                                                                                                  \
+  TARGET void TAG##_bmax(const float* g, int64_t np, float* m) { Block_##TAG::lane_max(g, np, m); }                  \
+  TARGET void TAG##_bexp(float* g, int64_t np, const float* sh, double* s) { Block_##TAG::lane_exp_sum(g, np, sh, s); } \
+  TARGET void TAG##_bscale(float* g, int64_t np, const float* f) { Block_##TAG::lane_scale(g, np, f); }               \
+  TARGET void TAG##_bsig(float* g, int64_t np, const float* sc, double* t) {                                          \
+    Block_##TAG::lane_sigmoid_grad(g, np, sc, t);                                                                    \
+  }                                                                                                                  \
+  TARGET void TAG##_bdx(const Columns& w, const float* g, float* dxt) { Block_##TAG::dx(w, g, dxt); }                \
+  TARGET void TAG##_bdw(const float* g, int64_t np, int64_t nb, const float* x, int64_t dp, int64_t j0, int64_t j1,  \
+                        float* o, int64_t ldw) {                                                                     \
+    Block_##TAG::dw(g, np, nb, x, dp, j0, j1, o, ldw);                                                               \
+  }                                                                                                                  \
+  const BlockOps TAG##_block_ops = {Block_##TAG::RB, MR,          TAG##_bscores, TAG##_bmax, TAG##_bexp,             \
+                                    TAG##_bscale,    TAG##_bsig,  TAG##_bdx,     TAG##_bdw};                         \
+  }
+
+// Tile heights: MR columns for the score and dW products (as the row-major engine), MD dimensions
+// for dX (a divisor of the 32-float padding of d that keeps the accumulators in registers).
+#if RECSAMPLE_ISA_DISPATCH
+RS_DEFINE_BLOCK_OPS(avx512, __attribute__((target("avx512f,fma"))), f32x16, 12, 8, Avx512Tile<12>, Avx512Tile<8>)
+RS_DEFINE_BLOCK_OPS(avx2, __attribute__((target("avx2,fma"))), f32x8, 6, 4, Avx2Tile<6>, Avx2Tile<4>)
+#endif
+namespace {
+using GenericWide = GenericTile<f32x4, 6>;
+using GenericNarrow = GenericTile<f32x4, 4>;
+}  // namespace
+RS_DEFINE_BLOCK_OPS(generic, , f32x4, 6, 4, GenericWide, GenericNarrow)
+
+namespace {
+const BlockOps* current_block_ops() {
+#if RECSAMPLE_ISA_DISPATCH
+  const int level = isa_level();
+  if (level >= 2) return &avx512_block_ops;
+  if (level == 1) return &avx2_block_ops;
+#endif
+  return &generic_block_ops;
+}
+}  // namespace
+
+BlockEngine::BlockEngine() : ops_(current_block_ops()) {}
+int64_t BlockEngine::lanes() const { return ops_->rb; }
+int64_t BlockEngine::col_multiple() const { return ops_->mr; }
+void BlockEngine::scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g) const {
+  ops_->scores(w, xt, alpha, offset, g);
+}
+void BlockEngine::lane_max(const float* g, int64_t np, float* m) const { ops_->lane_max(g, np, m); }
+void BlockEngine::lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) const {
+  ops_->lane_exp_sum(g, np, shift, sum);
+}
+void BlockEngine::lane_scale(float* g, int64_t np, const float* factor) const { ops_->lane_scale(g, np, factor); }
+void BlockEngine::lane_sigmoid_grad(float* g, int64_t np, const float* scale, double* total) const {
+  ops_->lane_sigmoid_grad(g, np, scale, total);
+}
+void BlockEngine::dx(const Columns& w, const float* g, float* dxt) const { ops_->dx(w, g, dxt); }
+void BlockEngine::dw(const float* g, int64_t np, int64_t nb, const float* x, int64_t dp, int64_t j0, int64_t j1,
+                     float* dw, int64_t ldw) const {
+  ops_->dw(g, np, nb, x, dp, j0, j1, dw, ldw);
+}
+
+}  // namespace softmax
+}  // namespace recsample
