@@ -100,26 +100,23 @@ void bind_softmax(py::module_& m) {
         a.kind = kind_of(kind);
         auto loss = new_array<float>({a.b});
         float* lo = loss.mutable_data();
+        softmax::IdGroups groups;
         {
           py::gil_scoped_release release;
           check_ids(a.labels, a.b * a.t, a.num_classes, "labels");
           check_ids(a.sampled, a.s, a.num_classes, "sampled");
+          groups = softmax::group_ids(a.sampled, a.s, a.labels, a.b * a.t, a.num_classes);
         }
         if (!grads) {
           {
             py::gil_scoped_release release;
-            softmax::sampled_loss(a, lo, nullptr, nullptr, 0, nullptr, nullptr);
+            softmax::sampled_loss(a, groups, lo, nullptr, nullptr, nullptr);
           }
           return py::tuple(py::make_tuple(loss, py::none(), py::none(), py::none(), py::none()));
         }
-        std::vector<int64_t> ids;
-        {
-          py::gil_scoped_release release;
-          ids = softmax::unique_ids(a.labels, a.b * a.t, a.sampled, a.s);
-        }
-        const int64_t u = static_cast<int64_t>(ids.size());
+        const int64_t u = static_cast<int64_t>(groups.ids.size());
         auto row_ids = new_array<int64_t>({u});
-        std::copy(ids.begin(), ids.end(), row_ids.mutable_data());
+        std::copy(groups.ids.begin(), groups.ids.end(), row_ids.mutable_data());
         auto grad_inputs = new_array<float>({a.b, a.d});
         auto grad_rows = new_array<float>({u, a.d});
         py::object grad_biases = py::none();
@@ -133,7 +130,7 @@ void bind_softmax(py::module_& m) {
         float* gr = grad_rows.mutable_data();
         {
           py::gil_scoped_release release;
-          softmax::sampled_loss(a, lo, gi, ids.data(), u, gr, gb);
+          softmax::sampled_loss(a, groups, lo, gi, gr, gb);
         }
         return py::tuple(py::make_tuple(loss, grad_inputs, row_ids, grad_rows, grad_biases));
       },

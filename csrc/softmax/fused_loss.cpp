@@ -312,23 +312,16 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
 
 }  // namespace
 
-std::vector<int64_t> unique_ids(const int64_t* labels, int64_t n_labels, const int64_t* sampled, int64_t s) {
-  std::vector<int64_t> ids(labels, labels + n_labels);
-  ids.insert(ids.end(), sampled, sampled + s);
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
-void sampled_loss(const SampledLossArgs& a, float* loss, float* grad_inputs, const int64_t* ids, int64_t u,
-                  float* grad_rows, float* grad_biases) {
+void sampled_loss(const SampledLossArgs& a, const IdGroups& groups, float* loss, float* grad_inputs, float* grad_rows,
+                  float* grad_biases) {
+  const int64_t u = static_cast<int64_t>(groups.ids.size());
   if (a.b == 0) {  // no examples: every requested gradient is zero
     if (grad_rows) std::fill(grad_rows, grad_rows + u * a.d, 0.0f);
     if (grad_biases) std::fill(grad_biases, grad_biases + u, 0.0f);
     return;
   }
   MaskCsr mask;
-  if (a.remove_accidental_hits && a.s > 0) mask = sampled_hits(a.labels, a.b, a.t, a.sampled, a.s);
+  if (a.remove_accidental_hits && a.s > 0) mask = sampled_hits(groups, a.b, a.t, a.s);
   Problem p{a.inputs, a.b, a.d, a.weights, a.sampled, a.s, a.biases, a.sampled_log_q, a.labels, a.t,
             a.true_log_q, false, &mask, 1.0f / a.temperature, a.sample_weight, a.kind};
   if (grad_inputs == nullptr) {
@@ -342,30 +335,16 @@ void sampled_loss(const SampledLossArgs& a, float* loss, float* grad_inputs, con
   int64_t np = 0, dp = 0;
   run_backward(p, o, &np, &dp, &gcols);
 
-  // Coalesce: every (id, source) pair sorted by id, then source order (sampled columns first in
-  // column order, then true labels in (row, k) order); each unique id summed by one task.
-  const int64_t nt = a.b * a.t;
-  std::vector<std::pair<int64_t, int64_t>> src(static_cast<size_t>(a.s + nt));
-  for (int64_t j = 0; j < a.s; ++j) src[j] = {a.sampled[j], j};
-  for (int64_t q = 0; q < nt; ++q) src[a.s + q] = {a.labels[q], a.s + q};
-  std::sort(src.begin(), src.end());
-  std::vector<int64_t> start(static_cast<size_t>(u) + 1, 0);
-  {
-    int64_t q = 0;
-    for (int64_t k = 0; k < u; ++k) {
-      start[k] = q;
-      while (q < static_cast<int64_t>(src.size()) && src[q].first == ids[k]) ++q;
-    }
-    start[u] = q;
-  }
+  // Coalesce: each unique id sums its sources in increasing order (sampled columns in column
+  // order, then true labels in (row, k) order), one task per range of ids.
   const int64_t d = a.d;
   parallel_chunks(u, 64, [&](int64_t, int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
       float* out = grad_rows + k * d;
       std::fill(out, out + d, 0.0f);
       float bsum = 0.0f;
-      for (int64_t q = start[k]; q < start[k + 1]; ++q) {
-        const int64_t s = src[q].second;
+      for (int64_t q = groups.start[k]; q < groups.start[k + 1]; ++q) {
+        const int64_t s = groups.src[q];
         if (s < a.s) {
           const float* g = gcols.data() + s * dp;
           for (int64_t i = 0; i < d; ++i) out[i] += g[i];

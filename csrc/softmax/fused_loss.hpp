@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "softmax/sampled_logits.hpp"
+
 namespace recsample {
 namespace softmax {
 
@@ -35,13 +37,11 @@ struct SampledLossArgs {
   LossKind kind = LossKind::kSoftmax;
 };
 
-// Sorted unique ids of labels (n_labels entries) and sampled (s entries).
-std::vector<int64_t> unique_ids(const int64_t* labels, int64_t n_labels, const int64_t* sampled, int64_t s);
-
-// loss [b]; with grads (grad_inputs != null): grad_inputs [b, d], and for ids = unique_ids(...)
-// (u entries) grad_rows [u, d] and grad_biases [u] (only when biases != null).
-void sampled_loss(const SampledLossArgs& a, float* loss, float* grad_inputs, const int64_t* ids, int64_t u,
-                  float* grad_rows, float* grad_biases);
+// groups = group_ids(sampled, s, labels, b * t, num_classes) (accidental hits, coalescing).
+// loss [b]; with grads (grad_inputs != null): grad_inputs [b, d], and for the u = groups.ids.size()
+// unique ids grad_rows [u, d] and grad_biases [u] (only when biases != null).
+void sampled_loss(const SampledLossArgs& a, const IdGroups& groups, float* loss, float* grad_inputs, float* grad_rows,
+                  float* grad_biases);
 
 struct InBatchLossArgs {
   const float* queries = nullptr;  // [b, d]

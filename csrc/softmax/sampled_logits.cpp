@@ -216,27 +216,26 @@ Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, 
     w.panels = alloc_floats(np * dp);
     panels = w.panels.get();
   }
+  // The source rows are scattered over the table (a random gather from memory): each column
+  // prefetches the row kAhead columns on, so that many rows are in flight at once.
+  constexpr int64_t kAhead = 32;
+  const int64_t line_floats = 64 / static_cast<int64_t>(sizeof(float));
   parallel_chunks((np + group - 1) / group, 16, [&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      // The source rows are scattered over the table: prefetch the next group's rows now.
-      for (int64_t j = 0; j < group; ++j) {
-        const int64_t col = (p + 1) * group + j;
-        if (col >= n) break;
-        const char* src = reinterpret_cast<const char*>(table + (ids ? ids[col] : col) * d);
-        for (int64_t off = 0; off < d * static_cast<int64_t>(sizeof(float)); off += 64) __builtin_prefetch(src + off);
-      }
-      for (int64_t j = 0; j < group; ++j) {
-        const int64_t col = p * group + j;
-        if (col >= np) break;
-        const float* src = col < n ? table + (ids ? ids[col] : col) * d : nullptr;
-        if (rows) {
-          float* row = rows + col * dp;
-          if (src) std::memcpy(row, src, sizeof(float) * d);
-          std::fill(row + (src ? d : 0), row + dp, 0.0f);
-        } else {
-          float* panel = panels + p * dp * group;
-          for (int64_t k = 0; k < dp; ++k) panel[k * group + j] = (src && k < d) ? src[k] : 0.0f;
-        }
+    const int64_t c0 = begin * group, c1 = std::min(np, end * group);
+    for (int64_t col = c0; col < std::min(n, c0 + kAhead); ++col)
+      for (int64_t k = 0; k < d; k += line_floats) __builtin_prefetch(table + (ids ? ids[col] : col) * d + k);
+    for (int64_t col = c0; col < c1; ++col) {
+      const int64_t ahead = col + kAhead;
+      if (ahead < n)
+        for (int64_t k = 0; k < d; k += line_floats) __builtin_prefetch(table + (ids ? ids[ahead] : ahead) * d + k);
+      const float* src = col < n ? table + (ids ? ids[col] : col) * d : nullptr;
+      if (rows) {
+        float* row = rows + col * dp;
+        if (src) std::memcpy(row, src, sizeof(float) * d);
+        std::fill(row + (src ? d : 0), row + dp, 0.0f);
+      } else {
+        float* panel = panels + (col / group) * dp * group + col % group;
+        for (int64_t k = 0; k < dp; ++k) panel[k * group] = (src && k < d) ? src[k] : 0.0f;
       }
     }
   });
@@ -259,25 +258,66 @@ double sigmoid(double x) {
 }
 
 // ---- masks -------------------------------------------------------------------------------------
-MaskCsr sampled_hits(const int64_t* labels, int64_t b, int64_t t, const int64_t* sampled, int64_t s) {
-  std::vector<std::pair<int64_t, int64_t>> by_id(static_cast<size_t>(s));
-  for (int64_t j = 0; j < s; ++j) by_id[j] = {sampled[j], j};
-  std::sort(by_id.begin(), by_id.end());
+IdGroups group_ids(const int64_t* sampled, int64_t s, const int64_t* labels, int64_t n_labels, int64_t num_classes) {
+  // Stable LSD radix sort of the sources by id, 11 bits a pass: the sources enter in increasing
+  // order, so each id's sources stay in increasing order (a few passes over ~S + B T entries,
+  // against a comparison sort's log2 of that).
+  const int64_t n = s + n_labels;
+  auto id_of = [&](int64_t src) { return src < s ? sampled[src] : labels[src - s]; };
+  std::vector<int64_t> order(static_cast<size_t>(n)), tmp(static_cast<size_t>(n));
+  for (int64_t q = 0; q < n; ++q) order[q] = q;
+  constexpr int kBits = 11;
+  constexpr int64_t kBuckets = int64_t(1) << kBits;
+  int bits = 1;
+  while (bits < 63 && (int64_t(1) << bits) < num_classes) ++bits;
+  std::vector<int64_t> count(kBuckets + 1);
+  for (int shift = 0; shift < bits; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t q = 0; q < n; ++q) ++count[((id_of(order[q]) >> shift) & (kBuckets - 1)) + 1];
+    for (int64_t k = 0; k < kBuckets; ++k) count[k + 1] += count[k];
+    for (int64_t q = 0; q < n; ++q) tmp[count[(id_of(order[q]) >> shift) & (kBuckets - 1)]++] = order[q];
+    order.swap(tmp);
+  }
+  IdGroups g;
+  g.src = std::move(order);
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t id = id_of(g.src[q]);
+    if (q == 0 || id != g.ids.back()) {
+      g.ids.push_back(id);
+      g.start.push_back(q);
+    }
+  }
+  g.start.push_back(n);
+  return g;
+}
+
+MaskCsr sampled_hits(const IdGroups& g, int64_t b, int64_t t, int64_t s) {
+  // Within an id's group, every sampled column (source < s) is a hit for every row that has the id
+  // among its labels (source s + r * t + k).
   MaskCsr m;
   m.ptr.assign(static_cast<size_t>(b) + 1, 0);
-  std::vector<int64_t> row;
-  for (int64_t r = 0; r < b; ++r) {
-    row.clear();
-    for (int64_t k = 0; k < t; ++k) {
-      const int64_t id = labels[r * t + k];
-      auto lo = std::lower_bound(by_id.begin(), by_id.end(), std::make_pair(id, int64_t(-1)));
-      for (; lo != by_id.end() && lo->first == id; ++lo) row.push_back(lo->second);
+  const int64_t groups = static_cast<int64_t>(g.ids.size());
+  auto for_each_hit = [&](auto&& fn) {
+    for (int64_t k = 0; k < groups; ++k) {
+      const int64_t q0 = g.start[k], q1 = g.start[k + 1];
+      int64_t sampled_end = q0;  // sources are ascending: the sampled ones come first
+      while (sampled_end < q1 && g.src[sampled_end] < s) ++sampled_end;
+      if (sampled_end == q0) continue;
+      int64_t last_row = -1;
+      for (int64_t q = sampled_end; q < q1; ++q) {
+        const int64_t r = (g.src[q] - s) / t;
+        if (r == last_row) continue;  // a row listing the id twice masks its columns once
+        last_row = r;
+        for (int64_t c = q0; c < sampled_end; ++c) fn(r, g.src[c]);
+      }
     }
-    std::sort(row.begin(), row.end());
-    row.erase(std::unique(row.begin(), row.end()), row.end());
-    m.cols.insert(m.cols.end(), row.begin(), row.end());
-    m.ptr[r + 1] = static_cast<int64_t>(m.cols.size());
-  }
+  };
+  for_each_hit([&](int64_t r, int64_t) { ++m.ptr[r + 1]; });
+  for (int64_t r = 0; r < b; ++r) m.ptr[r + 1] += m.ptr[r];
+  m.cols.resize(static_cast<size_t>(m.ptr[b]));
+  std::vector<int64_t> fill(m.ptr.begin(), m.ptr.end() - 1);
+  for_each_hit([&](int64_t r, int64_t col) { m.cols[fill[r]++] = col; });
+  for (int64_t r = 0; r < b; ++r) std::sort(m.cols.begin() + m.ptr[r], m.cols.begin() + m.ptr[r + 1]);
   return m;
 }
 
@@ -323,7 +363,6 @@ void sampled_logits(const float* inputs, int64_t b, int64_t d, const float* weig
                     const int64_t* labels, int64_t t, const int64_t* sampled, int64_t s, const float* biases,
                     const float* true_log_q, const float* sampled_log_q, bool remove_accidental_hits,
                     float temperature, float* out_logits, float* out_labels) {
-  (void)num_classes;
   const int64_t width = t + s;
   const float inv_tau = 1.0f / temperature;
   if (b == 0) return;
@@ -340,7 +379,7 @@ void sampled_logits(const float* inputs, int64_t b, int64_t d, const float* weig
     });
   }
   MaskCsr hits;
-  if (remove_accidental_hits && s > 0) hits = sampled_hits(labels, b, t, sampled, s);
+  if (remove_accidental_hits && s > 0) hits = sampled_hits(group_ids(sampled, s, labels, b * t, num_classes), b, t, s);
   parallel_chunks(b, 64, [&](int64_t, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       float* row = out_logits + r * width;

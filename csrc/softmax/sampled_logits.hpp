@@ -104,8 +104,17 @@ struct MaskCsr {
   std::vector<int64_t> cols;
   bool empty() const { return cols.empty(); }
 };
+// The sampled columns (sources 0 .. s - 1) and the label entries (source s + r * t + k for
+// labels[r * t + k]) grouped by id, all ids in [0, num_classes): the unique ids (the rows of a
+// coalesced weight gradient), each id's sources in increasing order, and from them the hits.
+struct IdGroups {
+  std::vector<int64_t> ids;    // unique ids, ascending
+  std::vector<int64_t> start;  // ids.size() + 1 offsets into src
+  std::vector<int64_t> src;    // sources grouped by id, ascending within a group
+};
+IdGroups group_ids(const int64_t* sampled, int64_t s, const int64_t* labels, int64_t n_labels, int64_t num_classes);
 // Sampled columns equal to one of the row's labels (every duplicate copy).
-MaskCsr sampled_hits(const int64_t* labels, int64_t b, int64_t t, const int64_t* sampled, int64_t s);
+MaskCsr sampled_hits(const IdGroups& groups, int64_t b, int64_t t, int64_t s);
 // In-batch: column j != i of row i when candidate_ids[j] == candidate_ids[i], or j < b and
 // query_ids[j] == query_ids[i]. Either id array may be null.
 MaskCsr in_batch_hits(const int64_t* query_ids, const int64_t* candidate_ids, int64_t b, int64_t c);
