@@ -8,7 +8,9 @@ round, with a short untimed pause around the anchor's steps so spinning BLAS/Ope
 steal the cores from the next measurement), all threads for everyone; a round is STEPS (4) steps
 back to back, and the figures are per step. ``extra_info`` holds ms/step, GFLOP/s (2*B*S*d forward, three
 times that forward+backward), the SGEMM ceiling measured in this session (numpy 4096^3 matmul)
-and the fraction of it each side reaches, and ``ratio`` = anchor time / recsample time.
+and the FMA peak (bare FMA chains, ``recsample._core._fma_peak_gflops``), the fraction of each
+that each side reaches, ``ratio`` = anchor time / recsample time, and ``speedup_bound``, the
+largest ratio the FMA peak allows. ``python bench/softmax_table.py out.json ...`` prints the table.
 
 Run alone (TensorFlow's thread pools are configured on first use):
     python -m pytest bench/bench_softmax.py -p no:cacheprovider --benchmark-json out.json
@@ -90,6 +92,19 @@ def measure_sgemm(n: int, reps: int) -> float:
 def sgemm_gflops() -> float:
     """The machine's SGEMM rate at the start of the session (4096^3)."""
     return measure_sgemm(4096, 5)
+
+
+def measure_fma_peak() -> float:
+    """float32 FMA GFLOP/s of bare independent FMA chains on all threads (recsample's probe at the
+    CPU's instruction-set level): the roofline for every product kernel, SGEMM included."""
+    from recsample import _core
+
+    return max(_core._fma_peak_gflops(0, 0.3) for _ in range(2))
+
+
+@pytest.fixture(scope="session")
+def fma_peak_gflops() -> float:
+    return measure_fma_peak()
 
 
 # -- anchors --------------------------------------------------------------------------------------
@@ -211,13 +226,16 @@ def paired(benchmark: Any, ours: Callable[[], Any], anchor: Callable[[], Any], a
     record(extra, list(benchmark.stats.stats.data), anchor_times, STEPS, STEPS, "steps")
 
 
-def record_flops(benchmark: Any, flops: float, session_ceiling: float) -> None:
-    """GFLOP/s of both sides and their fraction of the SGEMM ceiling. The ceiling is re-measured
-    right after the test (2048^3, the machine is shared and its load drifts); the higher of that
-    and the session's 4096^3 figure is used, which can only lower the fractions reported."""
+def record_flops(benchmark: Any, flops: float, session_ceiling: float, session_peak: float) -> None:
+    """GFLOP/s of both sides and their fraction of the SGEMM ceiling and of the FMA peak. Both are
+    re-measured right after the test (the machine is shared and its load drifts); the higher of
+    that and the session's figure is used, which can only lower the fractions reported.
+    ``speedup_bound`` is the anchor's time over the time the step's FLOPs take at the FMA peak:
+    no kernel doing the same float32 products can beat the anchor by more than that."""
     e = benchmark.extra_info
     if "recsample_median_s" not in e:
         return
+    peak = max(measure_fma_peak(), session_peak)
     local = measure_sgemm(2048, 3)
     ceiling = max(local, session_ceiling)
     e["sgemm_gflops_session"] = session_ceiling
@@ -231,12 +249,15 @@ def record_flops(benchmark: Any, flops: float, session_ceiling: float) -> None:
     e["recsample_fraction_of_sgemm"] = e["recsample_gflops"] / ceiling
     e["anchor_fraction_of_sgemm"] = e["anchor_gflops"] / ceiling
     e["speedup"] = anchor_s / ours_s
+    e["fma_peak_gflops"] = peak
+    e["recsample_fraction_of_fma_peak"] = e["recsample_gflops"] / peak
+    e["speedup_bound"] = anchor_s / (flops / (peak * 1e9))
 
 
 @pytest.mark.parametrize("anchor", list(ANCHORS))
 @pytest.mark.parametrize("mode", ["forward", "forward_backward"])
 @pytest.mark.parametrize("d", [64, 128], ids=lambda d: f"d={d}")
-def test_sampled_softmax(benchmark, sgemm_gflops, d, mode, anchor):
+def test_sampled_softmax(benchmark, sgemm_gflops, fma_peak_gflops, d, mode, anchor):
     backward = mode == "forward_backward"
     theirs = ANCHORS[anchor](d, backward)
     ours = ours_sampled(d, backward)
@@ -246,7 +267,7 @@ def test_sampled_softmax(benchmark, sgemm_gflops, d, mode, anchor):
     flops = 2.0 * B * S * d * (3 if backward else 1)
     paired(benchmark, ours, theirs, anchor, {"d": d, "mode": mode, "B": B, "S": S, "N": N,
                                              "threads": recsample.get_num_threads(), "flops_per_step": flops})
-    record_flops(benchmark, flops, sgemm_gflops)
+    record_flops(benchmark, flops, sgemm_gflops, fma_peak_gflops)
 
 
 # -- in-batch -------------------------------------------------------------------------------------
@@ -320,7 +341,7 @@ IN_BATCH_ANCHORS = {"numpy": numpy_in_batch, "torch": torch_in_batch, "tensorflo
 
 @pytest.mark.parametrize("anchor", list(IN_BATCH_ANCHORS))
 @pytest.mark.parametrize("mode", ["forward", "forward_backward"])
-def test_in_batch_softmax(benchmark, sgemm_gflops, mode, anchor):
+def test_in_batch_softmax(benchmark, sgemm_gflops, fma_peak_gflops, mode, anchor):
     backward = mode == "forward_backward"
     theirs = IN_BATCH_ANCHORS[anchor](backward)
     k = in_batch_data()
@@ -335,4 +356,4 @@ def test_in_batch_softmax(benchmark, sgemm_gflops, mode, anchor):
     flops = 2.0 * B_IN * B_IN * 64 * (3 if backward else 1)
     paired(benchmark, ours, theirs, anchor, {"d": 64, "mode": mode, "B": B_IN, "C": B_IN,
                                              "threads": recsample.get_num_threads(), "flops_per_step": flops})
-    record_flops(benchmark, flops, sgemm_gflops)
+    record_flops(benchmark, flops, sgemm_gflops, fma_peak_gflops)

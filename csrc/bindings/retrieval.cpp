@@ -9,6 +9,7 @@
 #include "bindings/array_helpers.hpp"
 #include "common/checks.hpp"
 #include "common/cpu_dispatch.hpp"
+#include "common/fma_peak.hpp"
 #include "retrieval/topk.hpp"
 
 namespace recsample {
@@ -75,6 +76,13 @@ void bind_retrieval(py::module_& m) {
   m.def("_cpu_isa_level", &cpu_isa_level);
   m.def("_isa_level", &isa_level);
   m.def("_set_isa_level", &set_isa_level, py::arg("level"));
+  m.def(
+      "_fma_peak_gflops",
+      [](int threads, double seconds) {
+        py::gil_scoped_release release;
+        return fma_peak_gflops(threads, seconds);
+      },
+      py::arg("threads") = 0, py::arg("seconds") = 0.3);
 }
 
 }  // namespace recsample
