@@ -14,6 +14,8 @@
 #include "graph/skipgram.hpp"
 #include "sampling/candidates.hpp"
 #include "sampling/distributions.hpp"
+#include "softmax/block_engine.hpp"
+#include "softmax/sampled_logits.hpp"
 
 using namespace recsample;
 
@@ -238,6 +240,97 @@ static void test_skipgram_pair_count() {
   CHECK(pair_offsets[3] - pair_offsets[2] == expected(40, 3));
 }
 
+// The fused backward's blocked products (scores, dX = G W, dW = G^T X over chained blocks) against
+// naive double-precision loops, on every instruction-set level; 70 columns pad to the tile sizes,
+// d = 40 pads to 64.
+static void test_block_engine_products() {
+  using namespace softmax;
+  const int64_t n = 70, d = 40, nb = 3;
+  Xoshiro256pp rng(7, 8, 9);
+  std::vector<float> table(static_cast<size_t>(n * d));
+  for (auto& v : table) v = static_cast<float>(rng.uniform() - 0.5);
+  for (int level = 0; level <= cpu_isa_level(); ++level) {
+    set_isa_level(level);
+    Engine e;
+    BlockEngine be;
+    const int64_t rb = be.lanes(), rows = nb * rb;
+    std::vector<float> x(static_cast<size_t>(rows * d));
+    for (auto& v : x) v = static_cast<float>(rng.uniform() - 0.5);
+    Rows xr = e.pack_rows(x.data(), rows, d, rb);
+    Columns w = e.pack_columns(table.data(), nullptr, n, d, true);
+    const int64_t np = w.np, dp = w.dp;
+    std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit), g(static_cast<size_t>(nb * np * rb));
+    for (int64_t j = 0; j < n; ++j) offset[j] = 0.25f * static_cast<float>(j % 5);
+    std::vector<float> xt(static_cast<size_t>(dp * rb)), dxt(static_cast<size_t>(dp * rb));
+    double worst_scores = 0.0, worst_dx = 0.0;
+    for (int64_t q = 0; q < nb; ++q) {
+      for (int64_t l = 0; l < rb; ++l)
+        for (int64_t i = 0; i < dp; ++i) xt[i * rb + l] = xr.data[(q * rb + l) * dp + i];
+      float* gq = g.data() + q * np * rb;
+      be.scores(w, xt.data(), 0.5f, offset.data(), gq);
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t l = 0; l < rb; ++l) {
+          double ref = offset[j];
+          for (int64_t i = 0; i < d; ++i) ref += 0.5 * table[j * d + i] * x[(q * rb + l) * d + i];
+          worst_scores = std::max(worst_scores, std::fabs(gq[j * rb + l] - ref));
+        }
+      for (int64_t j = n; j < np; ++j)  // padding columns carry no gradient
+        for (int64_t l = 0; l < rb; ++l) gq[j * rb + l] = 0.0f;
+      be.dx(w, gq, dxt.data());
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t l = 0; l < rb; ++l) {
+          double ref = 0.0;
+          for (int64_t j = 0; j < n; ++j) ref += static_cast<double>(table[j * d + i]) * gq[j * rb + l];
+          worst_dx = std::max(worst_dx, std::fabs(dxt[i * rb + l] - ref));
+        }
+    }
+    std::vector<float> dw(static_cast<size_t>(np * dp), 1.0f);  // dw() adds to what is there
+    for (int64_t j0 = 0; j0 < np; j0 += be.col_multiple()) be.dw(g.data(), np, nb, xr.data.get(), dp, j0, j0 + be.col_multiple(), dw.data(), dp);
+    double worst_dw = 0.0;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < d; ++i) {
+        double ref = 1.0;
+        for (int64_t r = 0; r < rows; ++r) ref += static_cast<double>(g[(r / rb) * np * rb + j * rb + r % rb]) * x[r * d + i];
+        worst_dw = std::max(worst_dw, std::fabs(dw[j * dp + i] - ref));
+      }
+    CHECK(worst_scores < 1e-5);
+    CHECK(worst_dx < 1e-4);
+    CHECK(worst_dw < 1e-4);
+  }
+  set_isa_level(-1);
+}
+
+// group_ids: unique ids, each id's sources in increasing order, and the accidental hits derived
+// from them, against a comparison sort and a brute-force scan.
+static void test_group_ids_and_hits() {
+  using namespace softmax;
+  Xoshiro256pp rng(3, 1, 4);
+  const int64_t s = 500, b = 40, t = 2, num_classes = 5000;  // 13 bits: two radix passes
+  std::vector<int64_t> sampled(s), labels(b * t);
+  for (auto& v : sampled) v = static_cast<int64_t>(rng.uniform() * 300) * 16;  // duplicates
+  for (auto& v : labels) v = static_cast<int64_t>(rng.uniform() * 300) * 16;
+  labels[3] = labels[2];  // a row listing an id twice
+  IdGroups g = group_ids(sampled.data(), s, labels.data(), b * t, num_classes);
+  std::vector<std::pair<int64_t, int64_t>> ref;
+  for (int64_t j = 0; j < s; ++j) ref.push_back({sampled[j], j});
+  for (int64_t q = 0; q < b * t; ++q) ref.push_back({labels[q], s + q});
+  std::sort(ref.begin(), ref.end());
+  bool same = g.src.size() == ref.size() && g.start.size() == g.ids.size() + 1;
+  for (size_t q = 0; same && q < ref.size(); ++q) same = g.src[q] == ref[q].second;
+  for (size_t k = 0; same && k < g.ids.size(); ++k)
+    same = ref[g.start[k]].first == g.ids[k] && (k == 0 || g.ids[k - 1] < g.ids[k]);
+  CHECK(same);
+  MaskCsr m = sampled_hits(g, b, t, s);
+  bool hits_ok = static_cast<int64_t>(m.ptr.size()) == b + 1;
+  for (int64_t r = 0; hits_ok && r < b; ++r) {
+    std::vector<int64_t> want;
+    for (int64_t j = 0; j < s; ++j)
+      if (sampled[j] == labels[r * t] || sampled[j] == labels[r * t + 1]) want.push_back(j);
+    hits_ok = std::vector<int64_t>(m.cols.begin() + m.ptr[r], m.cols.begin() + m.ptr[r + 1]) == want;
+  }
+  CHECK(hits_ok);
+}
+
 int main() {
   test_alias_table_realizes_weights();
   test_log_uniform_classes_match_std_exp();
@@ -249,6 +342,8 @@ int main() {
   test_node2vec_step_matches_exact_law();
   test_walks_same_for_any_thread_count();
   test_skipgram_pair_count();
+  test_block_engine_products();
+  test_group_ids_and_hits();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
