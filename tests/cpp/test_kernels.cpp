@@ -242,10 +242,10 @@ static void test_skipgram_pair_count() {
 
 // The fused backward's blocked products (scores, dX = G W, dW = G^T X over chained blocks) against
 // naive double-precision loops, on every instruction-set level; 70 columns pad to the tile sizes,
-// d = 40 pads to 64.
-static void test_block_engine_products() {
+// d = 40 pads to 64 and d = 70 to 96 (dW's 64-wide pass plus a 32-wide one with AVX-512).
+static void test_block_engine_products(int64_t d) {
   using namespace softmax;
-  const int64_t n = 70, d = 40, nb = 3;
+  const int64_t n = 70, nb = 3;
   Xoshiro256pp rng(7, 8, 9);
   std::vector<float> table(static_cast<size_t>(n * d));
   for (auto& v : table) v = static_cast<float>(rng.uniform() - 0.5);
@@ -342,7 +342,8 @@ int main() {
   test_node2vec_step_matches_exact_law();
   test_walks_same_for_any_thread_count();
   test_skipgram_pair_count();
-  test_block_engine_products();
+  test_block_engine_products(40);
+  test_block_engine_products(70);
   test_group_ids_and_hits();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
