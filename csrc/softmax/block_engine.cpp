@@ -22,19 +22,26 @@ struct BlockImpl {
   static constexpr int VF = sizeof(V) / sizeof(float);
   static constexpr int RB = 2 * VF;
 
-  static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g) {
+  static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g,
+                               float* m) {
     alignas(64) float tile[MR * RB];
     const int64_t dp = w.dp;
     const V al = splat<V>(alpha);
+    V m0 = splat<V>(-std::numeric_limits<float>::infinity()), m1 = m0;
     for (int64_t j = 0; j < w.np; j += MR) {
       Wide::run(1, dp, w.rows.get() + j * dp, dp, 1, 0, xt, RB, 0, tile);
       RS_UNROLL for (int i = 0; i < MR; ++i) {
         const V off = splat<V>(offset[j + i]);
         float* o = g + (j + i) * RB;
-        storeu<V>(o, loadu<V>(tile + i * RB) * al + off);
-        storeu<V>(o + VF, loadu<V>(tile + i * RB + VF) * al + off);
+        const V v0 = loadu<V>(tile + i * RB) * al + off, v1 = loadu<V>(tile + i * RB + VF) * al + off;
+        storeu<V>(o, v0);
+        storeu<V>(o + VF, v1);
+        m0 = vmax(m0, v0);
+        m1 = vmax(m1, v1);
       }
     }
+    storeu<V>(m, m0);
+    storeu<V>(m + VF, m1);
   }
 
   static RS_INLINE void lane_max(const float* g, int64_t np, float* m) {
@@ -69,14 +76,6 @@ struct BlockImpl {
         s1 += e1;
       }
       add_lanes(s0, s1, sum);
-    }
-  }
-
-  static RS_INLINE void lane_scale(float* g, int64_t np, const float* factor) {
-    const V f0 = loadu<V>(factor), f1 = loadu<V>(factor + VF);
-    for (int64_t j = 0; j < np; ++j) {
-      storeu<V>(g + j * RB, loadu<V>(g + j * RB) * f0);
-      storeu<V>(g + j * RB + VF, loadu<V>(g + j * RB + VF) * f1);
     }
   }
 
@@ -158,10 +157,9 @@ struct BlockImpl {
 
 struct BlockOps {
   int rb, mr;
-  void (*scores)(const Columns&, const float*, float, const float*, float*);
+  void (*scores)(const Columns&, const float*, float, const float*, float*, float*);
   void (*lane_max)(const float*, int64_t, float*);
   void (*lane_exp_sum)(float*, int64_t, const float*, double*);
-  void (*lane_scale)(float*, int64_t, const float*);
   void (*lane_sigmoid_grad)(float*, int64_t, const float*, double*);
   void (*dx)(const Columns&, const float*, float*);
   void (*dw)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
@@ -170,12 +168,11 @@ struct BlockOps {
 #define RS_DEFINE_BLOCK_OPS(TAG, TARGET, V, MR, MD, WIDE, NARROW, DW)                                                \
   namespace {                                                                                                        \
   using Block_##TAG = BlockImpl<V, MR, MD, WIDE, NARROW, DW>;                                                          \
-  TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, float* g) {                \
-    Block_##TAG::scores(w, xt, al, off, g);                                                                          \
+  TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, float* g, float* m) {      \
+    Block_##TAG::scores(w, xt, al, off, g, m);                                                                       \
   }                                                                                                                  \
   TARGET void TAG##_bmax(const float* g, int64_t np, float* m) { Block_##TAG::lane_max(g, np, m); }                  \
   TARGET void TAG##_bexp(float* g, int64_t np, const float* sh, double* s) { Block_##TAG::lane_exp_sum(g, np, sh, s); } \
-  TARGET void TAG##_bscale(float* g, int64_t np, const float* f) { Block_##TAG::lane_scale(g, np, f); }               \
   TARGET void TAG##_bsig(float* g, int64_t np, const float* sc, double* t) {                                          \
     Block_##TAG::lane_sigmoid_grad(g, np, sc, t);                                                                    \
   }                                                                                                                  \
@@ -184,8 +181,8 @@ struct BlockOps {
                         float* o, int64_t ldw) {                                                                     \
     Block_##TAG::dw(g, np, nb, x, dp, j0, j1, o, ldw);                                                               \
   }                                                                                                                  \
-  const BlockOps TAG##_block_ops = {Block_##TAG::RB, MR,          TAG##_bscores, TAG##_bmax, TAG##_bexp,             \
-                                    TAG##_bscale,    TAG##_bsig,  TAG##_bdx,     TAG##_bdw};                         \
+  const BlockOps TAG##_block_ops = {Block_##TAG::RB, MR,        TAG##_bscores, TAG##_bmax,                          \
+                                    TAG##_bexp,      TAG##_bsig, TAG##_bdx,     TAG##_bdw};                          \
   }
 
 // Tile heights: MR columns for the score product (as the row-major engine), MD dimensions for dX (a
@@ -220,14 +217,14 @@ const BlockOps* current_block_ops() {
 BlockEngine::BlockEngine() : ops_(current_block_ops()) {}
 int64_t BlockEngine::lanes() const { return ops_->rb; }
 int64_t BlockEngine::col_multiple() const { return ops_->mr; }
-void BlockEngine::scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g) const {
-  ops_->scores(w, xt, alpha, offset, g);
+void BlockEngine::scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g,
+                         float* lane_max) const {
+  ops_->scores(w, xt, alpha, offset, g, lane_max);
 }
 void BlockEngine::lane_max(const float* g, int64_t np, float* m) const { ops_->lane_max(g, np, m); }
 void BlockEngine::lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) const {
   ops_->lane_exp_sum(g, np, shift, sum);
 }
-void BlockEngine::lane_scale(float* g, int64_t np, const float* factor) const { ops_->lane_scale(g, np, factor); }
 void BlockEngine::lane_sigmoid_grad(float* g, int64_t np, const float* scale, double* total) const {
   ops_->lane_sigmoid_grad(g, np, scale, total);
 }

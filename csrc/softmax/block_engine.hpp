@@ -3,7 +3,7 @@
 // The logits of a block of RB = lanes() consecutive rows (then their dLoss/dlogits, "G") are stored
 // column by column: g[j * RB + l] holds column j of row r0 + l. In that layout
 // - the score product writes whole register tiles (MR columns x RB rows) contiguously;
-// - the softmax runs one row per vector lane: max, exp, sum and scale are plain vector ops;
+// - the softmax runs one row per vector lane: max, exp and sum are plain vector ops;
 // - dX = G W and dW = G^T X both stream G contiguously, with no strided walk down G's columns and no
 //   transposed copy. (With G row-major, G^T X read one row per k step, 33 KB apart at S = 8192, and
 //   ran at ~60% of the FMA peak; here it runs at ~90%.)
@@ -27,12 +27,12 @@ class BlockEngine {
   int64_t col_multiple() const;  // dw()'s column ranges start and end on multiples of this
 
   // g[j * RB + l] = alpha * dot(w.rows[j], row l) + offset[j] for j < w.np, from xt[i * RB + l] =
-  // the block's rows transposed (i < w.dp). w must be packed as rows.
-  void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g) const;
+  // the block's rows transposed (i < w.dp); lane_max[l] = max_j g[j * RB + l] (what lane_max()
+  // would give, without a pass over g). w must be packed as rows.
+  void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g, float* lane_max) const;
   // Per-lane reductions over the np columns of a block (arrays of RB entries):
   void lane_max(const float* g, int64_t np, float* m) const;                           // max_j g[j][l]
   void lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) const;      // g = exp(g - shift[l])
-  void lane_scale(float* g, int64_t np, const float* factor) const;                    // g *= factor[l]
   // Sigmoid cross-entropy with target 0: total[l] = sum_j softplus(g); g = sigmoid(g) * scale[l].
   void lane_sigmoid_grad(float* g, int64_t np, const float* scale, double* total) const;
   // dxt[i * RB + l] = sum_j w.rows[j][i] * g[j * RB + l] for i < w.dp.

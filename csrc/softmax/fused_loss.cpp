@@ -169,23 +169,27 @@ void run_forward(const Problem& p, float* loss) {
   });
 }
 
-// Finishes one block of rows [r0, r0 + RB) whose logits (masks applied) are in g, blocked layout:
-// writes the losses, turns g into dLoss/dlogit * scale (zero in lanes past the batch) and fills
-// grad_true. Same arithmetic as finish_row, one row per lane.
-void finish_block(const BlockEngine& be, const Problem& p, int64_t r0, float* g, int64_t np, const Outputs& o) {
-  constexpr int kMaxLanes = 64;
+constexpr int kMaxLanes = 64;  // >= BlockEngine::lanes() on every path
+
+// Finishes one block of rows [r0, r0 + RB) whose logits (masks applied) are in g, blocked layout,
+// with lane_max their per-lane maxima: writes the losses and grad_true, and leaves g and factor
+// such that dLoss/dlogit * scale = factor[l] * g[j * RB + l] (factor 0 in lanes past the batch).
+// The softmax keeps exp(l - max) in g and its 1 / sum in factor, which the products apply to their
+// outputs (dX) or to the rows of X (dW) instead of in a pass over g.
+void finish_block(const BlockEngine& be, const Problem& p, int64_t r0, float* g, int64_t np, const Outputs& o,
+                  const float* lane_max, float* factor) {
   const int64_t rb = be.lanes();
   const int64_t rows = std::min(rb, p.b - r0);
   const int64_t t = p.true_ids ? p.t : 0;
   const double y = t > 0 ? 1.0 / static_cast<double>(t) : 1.0;
-  float shift[kMaxLanes], factor[kMaxLanes];
+  float shift[kMaxLanes];
   double sum[kMaxLanes];
   std::vector<float> tl(static_cast<size_t>(rb * t));
   for (int64_t l = 0; l < rows; ++l)
     if (t > 0) true_logits(p, r0 + l, tl.data() + l * t);
   auto scale_of = [&](int64_t r) { return (p.sample_weight ? p.sample_weight[r] : 1.0f) * p.inv_tau; };
   if (p.kind == LossKind::kSoftmax) {
-    be.lane_max(g, np, shift);
+    std::copy(lane_max, lane_max + rb, shift);
     float diag[kMaxLanes] = {};
     for (int64_t l = 0; l < rows; ++l) {
       for (int64_t k = 0; k < t; ++k) shift[l] = std::max(shift[l], tl[l * t + k]);
@@ -207,20 +211,24 @@ void finish_block(const BlockEngine& be, const Problem& p, int64_t r0, float* g,
       const float scale = scale_of(r);
       factor[l] = static_cast<float>(scale / s);
       for (int64_t k = 0; k < t; ++k) o.grad_true[r * t + k] = static_cast<float>((std::exp(tr[k] - lse) - y) * scale);
+      // In-batch, column r is the row's positive: dLoss/dlogit there is (p - 1) * scale, i.e.
+      // factor * (exp - sum).
+      if (p.diag_positive) g[r * rb + l] -= static_cast<float>(s);
     }
-    be.lane_scale(g, np, factor);
-    if (p.diag_positive)
-      for (int64_t l = 0; l < rows; ++l) g[(r0 + l) * rb + l] -= scale_of(r0 + l);
   } else {
-    for (int64_t l = 0; l < rb; ++l) factor[l] = l < rows ? scale_of(r0 + l) : 0.0f;
-    be.lane_sigmoid_grad(g, np, factor, sum);
+    float scale[kMaxLanes];
+    for (int64_t l = 0; l < rb; ++l) {
+      scale[l] = l < rows ? scale_of(r0 + l) : 0.0f;
+      factor[l] = 1.0f;  // the sigmoid pass writes the scaled gradient itself
+    }
+    be.lane_sigmoid_grad(g, np, scale, sum);
     for (int64_t l = 0; l < rows; ++l) {
       const int64_t r = r0 + l;
       const float* tr = tl.data() + l * t;
       double total = sum[l];
       for (int64_t k = 0; k < t; ++k) {
         total += softplus(tr[k]) - y * tr[k];
-        o.grad_true[r * t + k] = static_cast<float>((sigmoid(tr[k]) - y) * factor[l]);
+        o.grad_true[r * t + k] = static_cast<float>((sigmoid(tr[k]) - y) * scale[l]);
       }
       o.loss[r] = static_cast<float>(total);
     }
@@ -253,6 +261,8 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
   const int64_t super = std::max<int64_t>(1, kSuperRows / rb);  // blocks per super-chunk
   Workspace gws(std::min(super, nblocks) * np * rb);
   float* G = gws.get();
+  std::vector<float> xs_buf(static_cast<size_t>(std::min(super, nblocks) * rb * dp));
+  float* xs = xs_buf.data();  // the super-chunk's rows of X, each times its block's factor
   const int64_t t = p.true_ids ? p.t : 0;
   const bool bias_grads = o.grad_bias != nullptr;
   std::vector<float> bias_partial(bias_grads ? static_cast<size_t>(nblocks * np) : 0);
@@ -271,16 +281,25 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
       float* dxt = xt + dp * rb;   // dX of the block, transposed
       for (int64_t l = 0; l < rb; ++l)
         for (int64_t i = 0; i < dp; ++i) xt[i * rb + l] = x.data[(r0 + l) * dp + i];
-      be.scores(w, xt, p.inv_tau, offset.data(), g);
-      if (p.mask != nullptr && !p.mask->empty()) {
-        for (int64_t r = r0; r < std::min(r0 + rb, p.b); ++r)
+      float lane_max[64];
+      be.scores(w, xt, p.inv_tau, offset.data(), g, lane_max);
+      const int64_t r_end = std::min(r0 + rb, p.b);
+      if (p.mask != nullptr && !p.mask->empty() && p.mask->ptr[r_end] > p.mask->ptr[r0]) {
+        for (int64_t r = r0; r < r_end; ++r)
           for (int64_t m = p.mask->ptr[r]; m < p.mask->ptr[r + 1]; ++m) g[p.mask->cols[m] * rb + (r - r0)] = kMaskedLogit;
+        be.lane_max(g, np, lane_max);  // the maxima without the masked logits
       }
-      finish_block(be, p, r0, g, np, o);
+      float factor[kMaxLanes];
+      finish_block(be, p, r0, g, np, o, lane_max, factor);
+      // This block's rows of X times their factor, for phase B's G^T X.
+      float* xsb = xs + q * rb * dp;
+      for (int64_t l = 0; l < rb; ++l)
+        for (int64_t i = 0; i < dp; ++i) xsb[l * dp + i] = factor[l] * x.data[(r0 + l) * dp + i];
       be.dx(w, g, dxt);
       for (int64_t r = r0; r < std::min(r0 + rb, p.b); ++r) {
         float* gx = o.grad_x + r * p.d;
-        for (int64_t i = 0; i < p.d; ++i) gx[i] = dxt[i * rb + (r - r0)];
+        const float f = factor[r - r0];
+        for (int64_t i = 0; i < p.d; ++i) gx[i] = f * dxt[i * rb + (r - r0)];
         for (int64_t k = 0; k < t; ++k) {
           const float gt = o.grad_true[r * t + k];
           const float* wv = p.table + p.true_ids[r * t + k] * p.d;
@@ -291,14 +310,14 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
         float* part = bias_partial.data() + blk * np;
         for (int64_t j = 0; j < np; ++j) {
           float sj = 0.0f;
-          for (int64_t l = 0; l < rb; ++l) sj += g[j * rb + l];
+          for (int64_t l = 0; l < rb; ++l) sj += factor[l] * g[j * rb + l];
           part[j] = sj;
         }
       }
     });
     // Phase B: column ranges; dW += G[super-chunk]^T X[super-chunk].
     parallel_chunks(np, cblock, [&](int64_t, int64_t j0, int64_t j1) {
-      be.dw(G, np, s1 - s0, x.data.get() + s0 * rb * dp, dp, j0, j1, dW, dp);
+      be.dw(G, np, s1 - s0, xs, dp, j0, j1, dW, dp);
     });
   }
   if (bias_grads) {
