@@ -353,6 +353,38 @@ def test_backward_across_blocks_and_super_chunks(kind):
         _core._set_isa_level(-1)
 
 
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_forward_streams_column_chunks(kind):
+    """9000 sampled columns: the forward-only path streams three column chunks (online log-sum-exp),
+    with accidental hits in every chunk."""
+    rng = np.random.default_rng(3)
+    b, n, d, s = 40, 20_000, 8, 9000
+    x = rng.normal(size=(b, d)).astype(np.float32)
+    w = (0.5 * rng.normal(size=(n, d))).astype(np.float32)
+    labels = rng.integers(0, n, size=(b, 1))
+    sampled = rng.integers(0, n, size=s)
+    sampled[[10, 5000, 8999]] = labels[[0, 1, 2], 0]  # hits in each chunk
+    slq = (rng.normal(size=s) - 3).astype(np.float32)
+    fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
+    fwd = fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=True, return_grads=False)
+    ref = ref_sampled_loss(kind, x.astype(float), w.astype(float), labels, sampled, np.zeros(n), np.zeros((b, 1)),
+                           slq.astype(float), True, 1.0, np.ones(b))[0]
+    close(fwd.loss, ref)
+    close(fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=True).loss, ref)
+
+
+def test_in_batch_forward_positive_in_a_later_chunk():
+    """4200 rows and columns: rows past the first column chunk find their positive in the second."""
+    rng = np.random.default_rng(4)
+    b, d = 4200, 4
+    q = rng.normal(size=(b, d)).astype(np.float32)
+    c = rng.normal(size=(b, d)).astype(np.float32)
+    cid = rng.integers(0, 3000, size=b)
+    ref = ref_in_batch_loss(q.astype(float), c.astype(float), None, cid, np.zeros(b), 1.0, True, np.ones(b))[0]
+    close(rs.in_batch_softmax_loss(q, c, candidate_ids=cid, return_grads=False).loss, ref)
+    close(rs.in_batch_softmax_loss(q, c, candidate_ids=cid).loss, ref)
+
+
 def test_simd_paths_agree_on_losses():
     x, w, labels, sampled, bias, tlq, slq, sw = problem(b=40, n=90, d=21, s=70, t=2)
     xf, wf, bf = f32(x, w, bias)

@@ -22,17 +22,17 @@ struct BlockImpl {
   static constexpr int VF = sizeof(V) / sizeof(float);
   static constexpr int RB = 2 * VF;
 
-  static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g,
-                               float* m) {
+  static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, int64_t c0,
+                               int64_t c1, float* g, float* m) {
     alignas(64) float tile[MR * RB];
     const int64_t dp = w.dp;
     const V al = splat<V>(alpha);
     V m0 = splat<V>(-std::numeric_limits<float>::infinity()), m1 = m0;
-    for (int64_t j = 0; j < w.np; j += MR) {
+    for (int64_t j = c0; j < c1; j += MR) {
       Wide::run(1, dp, w.rows.get() + j * dp, dp, 1, 0, xt, RB, 0, tile);
       RS_UNROLL for (int i = 0; i < MR; ++i) {
         const V off = splat<V>(offset[j + i]);
-        float* o = g + (j + i) * RB;
+        float* o = g + (j - c0 + i) * RB;
         const V v0 = loadu<V>(tile + i * RB) * al + off, v1 = loadu<V>(tile + i * RB + VF) * al + off;
         storeu<V>(o, v0);
         storeu<V>(o + VF, v1);
@@ -158,9 +158,12 @@ struct BlockImpl {
 // 2^n applied by vscalefps instead of the magic-number round and the exponent bits, ~11 instead of
 // ~17 cycles a vector. (It needs intrinsics, so the AVX-512 path gets its own exp-sum loop below.)
 __attribute__((target("avx512f,fma"))) RS_INLINE __m512 exp_avx512(__m512 x) {
-  const __m512 xm = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xm, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // (Masked forms with defined pass-through operands: GCC 12 warns about the unmasked ones' undefined.)
+  const __mmask16 all = 0xffff;
+  const __m512 lo = _mm512_set1_ps(-88.0f), hi = _mm512_set1_ps(88.0f);
+  const __m512 xm = _mm512_mask_min_ps(hi, all, _mm512_mask_max_ps(lo, all, x, lo), hi);
+  const __m512 t = _mm512_mul_ps(xm, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_mask_roundscale_ps(t, all, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xm);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
   __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
@@ -206,7 +209,7 @@ __attribute__((target("avx512f,fma"))) void avx512_lane_exp_sum(float* g, int64_
 
 struct BlockOps {
   int rb, mr;
-  void (*scores)(const Columns&, const float*, float, const float*, float*, float*);
+  void (*scores)(const Columns&, const float*, float, const float*, int64_t, int64_t, float*, float*);
   void (*lane_max)(const float*, int64_t, float*);
   void (*lane_exp_sum)(float*, int64_t, const float*, double*);
   void (*lane_sigmoid_grad)(float*, int64_t, const float*, double*);
@@ -217,8 +220,9 @@ struct BlockOps {
 #define RS_DEFINE_BLOCK_OPS(TAG, TARGET, V, MR, MD, WIDE, NARROW, DW, EXP_SUM)                                       \
   namespace {                                                                                                        \
   using Block_##TAG = BlockImpl<V, MR, MD, WIDE, NARROW, DW>;                                                          \
-  TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, float* g, float* m) {      \
-    Block_##TAG::scores(w, xt, al, off, g, m);                                                                       \
+  TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, int64_t c0, int64_t c1,   \
+                            float* g, float* m) {                                                                    \
+    Block_##TAG::scores(w, xt, al, off, c0, c1, g, m);                                                               \
   }                                                                                                                  \
   TARGET void TAG##_bmax(const float* g, int64_t np, float* m) { Block_##TAG::lane_max(g, np, m); }                  \
   TARGET void TAG##_bexp(float* g, int64_t np, const float* sh, double* s) { EXP_SUM(g, np, sh, s); }               \
@@ -267,9 +271,9 @@ const BlockOps* current_block_ops() {
 BlockEngine::BlockEngine() : ops_(current_block_ops()) {}
 int64_t BlockEngine::lanes() const { return ops_->rb; }
 int64_t BlockEngine::col_multiple() const { return ops_->mr; }
-void BlockEngine::scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g,
-                         float* lane_max) const {
-  ops_->scores(w, xt, alpha, offset, g, lane_max);
+void BlockEngine::scores(const Columns& w, const float* xt, float alpha, const float* offset, int64_t c0, int64_t c1,
+                         float* g, float* lane_max) const {
+  ops_->scores(w, xt, alpha, offset, c0, c1, g, lane_max);
 }
 void BlockEngine::lane_max(const float* g, int64_t np, float* m) const { ops_->lane_max(g, np, m); }
 void BlockEngine::lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) const {

@@ -24,12 +24,14 @@ class BlockEngine {
  public:
   BlockEngine();  // binds the current ISA path (the same one Engine binds)
   int64_t lanes() const;         // RB: rows per block, two vectors (32 with AVX-512)
-  int64_t col_multiple() const;  // dw()'s column ranges start and end on multiples of this
+  int64_t col_multiple() const;  // column ranges (scores(), dw()) start and end on multiples of this
 
-  // g[j * RB + l] = alpha * dot(w.rows[j], row l) + offset[j] for j < w.np, from xt[i * RB + l] =
-  // the block's rows transposed (i < w.dp); lane_max[l] = max_j g[j * RB + l] (what lane_max()
-  // would give, without a pass over g). w must be packed as rows.
-  void scores(const Columns& w, const float* xt, float alpha, const float* offset, float* g, float* lane_max) const;
+  // g[(j - c0) * RB + l] = alpha * dot(w.rows[j], row l) + offset[j] for j in [c0, c1) (multiples of
+  // col_multiple(), c1 <= w.np), from xt[i * RB + l] = the block's rows transposed (i < w.dp);
+  // lane_max[l] = the lane's maximum over those columns (what lane_max() would give, without a
+  // pass over g). w must be packed as rows.
+  void scores(const Columns& w, const float* xt, float alpha, const float* offset, int64_t c0, int64_t c1, float* g,
+              float* lane_max) const;
   // Per-lane reductions over the np columns of a block (arrays of RB entries):
   void lane_max(const float* g, int64_t np, float* m) const;                           // max_j g[j][l]
   void lane_exp_sum(float* g, int64_t np, const float* shift, double* sum) const;      // g = exp(g - shift[l])

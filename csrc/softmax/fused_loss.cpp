@@ -103,65 +103,98 @@ void true_logits(const Problem& p, int64_t r, float* tl) {
 }
 
 // Forward only: columns streamed in chunks with an online log-sum-exp (no B x S buffer).
-void run_forward(const Problem& p, float* loss) {
-  Engine e;
-  Rows x = e.pack_rows(p.x, p.b, p.d);
-  Columns w = e.pack_columns(p.table, p.col_ids, p.n, p.d, false);
-  std::vector<float> offset(static_cast<size_t>(w.np), kMaskedLogit);
+constexpr int kMaxLanes = 64;  // >= BlockEngine::lanes() on every path
+
+// The (full-width) logit offsets: bias / tau - logQ per column, masked past the real columns.
+std::vector<float> column_offsets(const Problem& p, int64_t np) {
+  std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit);
   for (int64_t j = 0; j < p.n; ++j)
     offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
+  return offset;
+}
+
+// The block's rows of x (padded, [rows][dp]) transposed into xt [dp][rb].
+void transpose_block(const Rows& x, int64_t r0, int64_t rb, float* xt) {
+  for (int64_t l = 0; l < rb; ++l)
+    for (int64_t i = 0; i < x.dp; ++i) xt[i * rb + l] = x.data[(r0 + l) * x.dp + i];
+}
+
+// Sets the masked logits of rows [r0, r0 + rb) among columns [c0, c1) of a blocked buffer g (column
+// c at g[(c - c0) * rb + lane]); returns whether there were any.
+bool apply_block_mask(const Problem& p, int64_t r0, int64_t rb, int64_t c0, int64_t c1, float* g) {
+  if (p.mask == nullptr || p.mask->empty()) return false;
+  const int64_t r_end = std::min(r0 + rb, p.b);
+  bool any = false;
+  for (int64_t r = r0; r < r_end; ++r)
+    for (int64_t m = p.mask->ptr[r]; m < p.mask->ptr[r + 1]; ++m) {
+      const int64_t col = p.mask->cols[m];
+      if (col < c0 || col >= c1) continue;
+      g[(col - c0) * rb + (r - r0)] = kMaskedLogit;
+      any = true;
+    }
+  return any;
+}
+
+// Forward only: blocks of rows (BlockEngine's layout) against columns streamed in chunks, with an
+// online log-sum-exp per lane (no B x S buffer; one chunk of logits per thread).
+void run_forward(const Problem& p, float* loss) {
+  Engine e;
+  BlockEngine be;
+  const int64_t rb = be.lanes();
+  Rows x = e.pack_rows(p.x, p.b, p.d, rb);
+  Columns w = e.pack_columns(p.table, p.col_ids, p.n, p.d, true);
+  const int64_t np = w.np, dp = w.dp;
+  const std::vector<float> offset = column_offsets(p, np);
   const int64_t cb = e.col_block();
-  const int64_t chunk = std::min<int64_t>(w.np, (4096 + cb - 1) / cb * cb);
-  const int64_t rb = e.row_block();
+  const int64_t chunk = std::min<int64_t>(np, (4096 + cb - 1) / cb * cb);
   const int64_t t = p.true_ids ? p.t : 0;
-  parallel_chunks(x.bp, rb, [&](int64_t, int64_t r0, int64_t r1) {
-    std::vector<float>& tilebuf = block_scratch(rb * chunk);
-    float* tile = tilebuf.data();
-    const int64_t rows = std::min(r1, p.b) - r0;
-    if (rows <= 0) return;
-    std::vector<double> m(static_cast<size_t>(rows), -HUGE_VAL), sum(static_cast<size_t>(rows), 0.0), acc(static_cast<size_t>(rows), 0.0);
-    std::vector<float> diag(static_cast<size_t>(rows), 0.0f);
-    for (int64_t c0 = 0; c0 < w.np; c0 += chunk) {
-      const int64_t nc = std::min(chunk, w.np - c0);
-      e.scores(x, w, r0, r1, c0, c0 + nc, p.inv_tau, offset.data(), tile, chunk, p.b, w.np);
-      for (int64_t i = 0; i < rows; ++i) {
-        const int64_t r = r0 + i;
-        float* row = tile + i * chunk;
-        if (p.mask && !p.mask->empty()) {
-          for (int64_t q = p.mask->ptr[r]; q < p.mask->ptr[r + 1]; ++q) {
-            const int64_t col = p.mask->cols[q];
-            if (col >= c0 && col < c0 + nc) row[col - c0] = kMaskedLogit;
+  parallel_chunks(x.bp / rb, 1, [&](int64_t blk, int64_t, int64_t) {
+    const int64_t r0 = blk * rb, rows = std::min(rb, p.b - r0);
+    std::vector<float>& scratch = block_scratch(dp * rb + chunk * rb);
+    float* xt = scratch.data();
+    float* g = xt + dp * rb;
+    transpose_block(x, r0, rb, xt);
+    double m[kMaxLanes], sum[kMaxLanes], part[kMaxLanes];
+    float shift[kMaxLanes], zero[kMaxLanes] = {}, diag[kMaxLanes] = {};
+    std::fill(m, m + rb, -HUGE_VAL);
+    std::fill(sum, sum + rb, 0.0);
+    for (int64_t c0 = 0; c0 < np; c0 += chunk) {
+      const int64_t c1 = std::min(np, c0 + chunk), nc = c1 - c0;
+      be.scores(w, xt, p.inv_tau, offset.data(), c0, c1, g, shift);
+      if (apply_block_mask(p, r0, rb, c0, c1, g)) be.lane_max(g, nc, shift);
+      if (p.diag_positive)
+        for (int64_t l = 0; l < rows; ++l)
+          if (r0 + l >= c0 && r0 + l < c1) diag[l] = g[(r0 + l - c0) * rb + l];
+      if (p.kind == LossKind::kSoftmax) {
+        for (int64_t l = 0; l < rb; ++l) {
+          if (shift[l] > m[l]) {
+            sum[l] *= std::exp(m[l] - shift[l]);
+            m[l] = shift[l];
           }
+          shift[l] = static_cast<float>(m[l]);
         }
-        if (p.diag_positive && r >= c0 && r < c0 + nc) diag[i] = row[r - c0];
-        if (p.kind == LossKind::kSoftmax) {
-          const double cm = e.row_max(row, nc);
-          if (cm > m[i]) {
-            sum[i] *= std::exp(m[i] - cm);
-            m[i] = cm;
-          }
-          sum[i] += e.row_sum_exp(row, nc, static_cast<float>(m[i]));
-        } else {
-          acc[i] += e.row_sigmoid_grad(row, nc, 0.0f);
-        }
+        be.lane_exp_sum(g, nc, shift, part);
+      } else {
+        be.lane_sigmoid_grad(g, nc, zero, part);
       }
+      for (int64_t l = 0; l < rb; ++l) sum[l] += part[l];
     }
     std::vector<float> tl(static_cast<size_t>(t));
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t r = r0 + i;
+    const double y = t > 0 ? 1.0 / static_cast<double>(t) : 1.0;
+    for (int64_t l = 0; l < rows; ++l) {
+      const int64_t r = r0 + l;
       if (t > 0) true_logits(p, r, tl.data());
-      const double y = t > 0 ? 1.0 / static_cast<double>(t) : 1.0;
       if (p.kind == LossKind::kSoftmax) {
         // Fold the true logits into the running (max, sum) the same way.
-        double mm = m[i], ss = sum[i];
+        double mm = m[l], ss = sum[l];
         for (int64_t k = 0; k < t; ++k) mm = std::max<double>(mm, tl[k]);
-        ss *= std::exp(m[i] - mm);
+        ss *= std::exp(m[l] - mm);
         for (int64_t k = 0; k < t; ++k) ss += std::exp(static_cast<double>(tl[k]) - mm);
-        double pos = p.diag_positive ? diag[i] : 0.0;
+        double pos = diag[l];
         for (int64_t k = 0; k < t; ++k) pos += y * tl[k];
         loss[r] = static_cast<float>(mm + std::log(ss) - pos);
       } else {
-        double total = acc[i];
+        double total = sum[l];
         for (int64_t k = 0; k < t; ++k) total += softplus(tl[k]) - y * tl[k];
         loss[r] = static_cast<float>(total);
       }
@@ -169,7 +202,6 @@ void run_forward(const Problem& p, float* loss) {
   });
 }
 
-constexpr int kMaxLanes = 64;  // >= BlockEngine::lanes() on every path
 
 // Finishes one block of rows [r0, r0 + RB) whose logits (masks applied) are in g, blocked layout,
 // with lane_max their per-lane maxima: writes the losses and grad_true, and leaves g and factor
@@ -254,9 +286,7 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
   const int64_t np = w.np, dp = w.dp;
   *np_out = np;
   *dp_out = dp;
-  std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit);
-  for (int64_t j = 0; j < p.n; ++j)
-    offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
+  const std::vector<float> offset = column_offsets(p, np);
   const int64_t nblocks = x.bp / rb;
   const int64_t super = std::max<int64_t>(1, kSuperRows / rb);  // blocks per super-chunk
   Workspace gws(std::min(super, nblocks) * np * rb);
@@ -279,17 +309,10 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
       std::vector<float>& scratch = block_scratch(2 * dp * rb);
       float* xt = scratch.data();  // the block's rows transposed, [dp][rb]
       float* dxt = xt + dp * rb;   // dX of the block, transposed
-      for (int64_t l = 0; l < rb; ++l)
-        for (int64_t i = 0; i < dp; ++i) xt[i * rb + l] = x.data[(r0 + l) * dp + i];
-      float lane_max[64];
-      be.scores(w, xt, p.inv_tau, offset.data(), g, lane_max);
-      const int64_t r_end = std::min(r0 + rb, p.b);
-      if (p.mask != nullptr && !p.mask->empty() && p.mask->ptr[r_end] > p.mask->ptr[r0]) {
-        for (int64_t r = r0; r < r_end; ++r)
-          for (int64_t m = p.mask->ptr[r]; m < p.mask->ptr[r + 1]; ++m) g[p.mask->cols[m] * rb + (r - r0)] = kMaskedLogit;
-        be.lane_max(g, np, lane_max);  // the maxima without the masked logits
-      }
-      float factor[kMaxLanes];
+      transpose_block(x, r0, rb, xt);
+      float lane_max[kMaxLanes], factor[kMaxLanes];
+      be.scores(w, xt, p.inv_tau, offset.data(), 0, np, g, lane_max);
+      if (apply_block_mask(p, r0, rb, 0, np, g)) be.lane_max(g, np, lane_max);  // the maxima without masked logits
       finish_block(be, p, r0, g, np, o, lane_max, factor);
       // This block's rows of X times their factor, for phase B's G^T X.
       float* xsb = xs + q * rb * dp;

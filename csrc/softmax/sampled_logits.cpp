@@ -92,25 +92,6 @@ struct Impl {
     }
     return total;
   }
-
-  static RS_INLINE double row_sigmoid_grad(float* p, int64_t n, float scale) {
-    double total = 0;
-    const V sc = splat<V>(scale), one = splat<V>(1.0f);
-    for (int64_t b = 0; b < n; b += 16 * VF) {
-      V s = V{};
-      const int64_t e = std::min<int64_t>(n, b + 16 * VF);
-      for (int64_t i = b; i < e; i += VF) {
-        const V v = loadu<V>(p + i);
-        const V a = v < V{} ? -v : v;
-        const V ex = vexp(-a);
-        s += vmax(v, V{}) + vlog1p_unit(ex);
-        const V sig = v < V{} ? ex / (one + ex) : one / (one + ex);
-        storeu<V>(p + i, sig * sc);
-      }
-      total += hsum(s);
-    }
-    return total;
-  }
 };
 
 }  // namespace
@@ -122,7 +103,6 @@ struct Ops {
                  int64_t, int64_t);
   float (*row_max)(const float*, int64_t);
   double (*row_sum_exp)(const float*, int64_t, float);
-  double (*row_sigmoid_grad)(float*, int64_t, float);
 };
 
 #define RS_DEFINE_OPS(TAG, TARGET, V, MR, NV, KERN)                                                                         \
@@ -134,8 +114,7 @@ struct Ops {
   }                                                                                                                    \
   TARGET float TAG##_rmax(const float* p, int64_t n) { return Impl_##TAG::row_max(p, n); }                             \
   TARGET double TAG##_rse(const float* p, int64_t n, float s) { return Impl_##TAG::row_sum_exp(p, n, s); }             \
-  TARGET double TAG##_rsig(float* p, int64_t n, float s) { return Impl_##TAG::row_sigmoid_grad(p, n, s); }             \
-  const Ops TAG##_ops = {#TAG, MR, Impl_##TAG::NR, TAG##_scores, TAG##_rmax, TAG##_rse, TAG##_rsig};                 \
+  const Ops TAG##_ops = {#TAG, MR, Impl_##TAG::NR, TAG##_scores, TAG##_rmax, TAG##_rse};                 \
   }
 
 #if RECSAMPLE_ISA_DISPATCH
@@ -248,7 +227,6 @@ void Engine::scores(const Rows& x, const Columns& w, int64_t r0, int64_t r1, int
 }
 float Engine::row_max(const float* v, int64_t n) const { return ops_->row_max(v, n); }
 double Engine::row_sum_exp(const float* v, int64_t n, float shift) const { return ops_->row_sum_exp(v, n, shift); }
-double Engine::row_sigmoid_grad(float* v, int64_t n, float scale) const { return ops_->row_sigmoid_grad(v, n, scale); }
 
 double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 double sigmoid(double x) {

@@ -73,8 +73,6 @@ class Engine {
   // Row operations over n floats (n a multiple of 16, 64-byte aligned rows).
   float row_max(const float* v, int64_t n) const;
   double row_sum_exp(const float* v, int64_t n, float shift) const;  // sum exp(v - shift)
-  // Sigmoid cross-entropy with target 0 over the row: returns sum softplus(v); v = sigmoid(v) * scale.
-  double row_sigmoid_grad(float* v, int64_t n, float scale) const;
 
  private:
   const Ops* ops_;

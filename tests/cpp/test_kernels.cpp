@@ -268,7 +268,7 @@ static void test_block_engine_products(int64_t d) {
         for (int64_t i = 0; i < dp; ++i) xt[i * rb + l] = xr.data[(q * rb + l) * dp + i];
       float* gq = g.data() + q * np * rb;
       float smax[64], pmax[64];
-      be.scores(w, xt.data(), 0.5f, offset.data(), gq, smax);
+      be.scores(w, xt.data(), 0.5f, offset.data(), 0, np, gq, smax);
       be.lane_max(gq, np, pmax);
       CHECK(std::equal(smax, smax + rb, pmax));
       for (int64_t j = 0; j < n; ++j)
