@@ -14,6 +14,9 @@ namespace {
 using namespace simd;
 
 constexpr int64_t kDxK = 256;  // k-block of dX = G W: a step's G and W rows stay in L1/L2
+// Blocks per k-group of dW = G^T X (x rows of a group in L1; ~8% faster than the whole
+// super-chunk at once in an interleaved run at d = 64 and 128).
+constexpr int64_t kDwBlocks = 2;
 
 // One ISA path: V the vector type, Wide / Narrow the two-vector micro-kernels of MR and MD rows,
 // Dw the micro-kernel of dW (kRows a divisor of MR, kVecs vectors of d per pass).
@@ -142,13 +145,20 @@ struct BlockImpl {
     // The MR columns' G (one tile row of every block) stays in L1 across the passes over d: a wide
     // Dw pass (fewer broadcasts per FMA, one read of G for 64 dimensions with AVX-512), then
     // two-vector passes for what is left of dp.
+    // Blocks are taken kDwBlocks at a time (64 rows with AVX-512), so that their rows of x stay in L1
+    // across the column tiles; each group adds its tiles into out.
     constexpr int64_t kWide = Dw::kVecs * VF;
     static_assert(MR % Dw::kRows == 0, "dW tiles split the MR columns");
-    for (int64_t j = j0; j < j1; j += MR) {
-      int64_t p = 0;
-      for (; p + kWide <= dp; p += kWide)
-        for (int64_t jj = j; jj < j + MR; jj += Dw::kRows) dw_tile<Dw>(g, np, nb, x, dp, jj, p, out, ldw);
-      for (; p < dp; p += RB) dw_tile<Wide>(g, np, nb, x, dp, j, p, out, ldw);
+    for (int64_t q0 = 0; q0 < nb; q0 += kDwBlocks) {
+      const int64_t nq = std::min(kDwBlocks, nb - q0);
+      const float* gq = g + q0 * np * RB;
+      const float* xq = x + q0 * RB * dp;
+      for (int64_t j = j0; j < j1; j += MR) {
+        int64_t p = 0;
+        for (; p + kWide <= dp; p += kWide)
+          for (int64_t jj = j; jj < j + MR; jj += Dw::kRows) dw_tile<Dw>(gq, np, nq, xq, dp, jj, p, out, ldw);
+        for (; p < dp; p += RB) dw_tile<Wide>(gq, np, nq, xq, dp, j, p, out, ldw);
+      }
     }
   }
 };
