@@ -1,12 +1,13 @@
 // Fused sampled-softmax / NCE / in-batch softmax losses with gradients.
 //
-// One call: gather the columns, score a block of rows against every column (blocked micro-kernel),
-// apply temperature, logQ and accidental-hit masks, take each row's log-sum-exp (max subtracted,
-// float32 lanes summed in double), turn the row into dLoss/dlogit in place, and multiply it back:
-// dX = G W for the row block while it is still in cache, dW = G^T X afterwards over fixed column
-// blocks, one super-chunk of ~256 rows at a time so G stays in cache (no B x S buffer). Rows are
-// split in fixed blocks and every sum runs in a fixed order, so results do not depend on the thread
-// count. The forward-only path streams columns in chunks (online softmax).
+// One call: gather the columns, then, for blocks of rows (32 with AVX-512; softmax/block_engine.hpp:
+// a block's logits stored column by column), score the block against every column, apply
+// temperature, logQ and accidental-hit masks, take each row's log-sum-exp in its vector lane (max
+// subtracted, float32 lanes summed in double), and multiply dLoss/dlogit back: dX = G W for the
+// block while it is in cache, dW = G^T X afterwards over fixed column ranges, one super-chunk of
+// 256 rows at a time so G stays in cache (no B x S buffer). Blocks and column ranges are fixed and
+// every sum runs in a fixed order, so results do not depend on the thread count. The forward-only
+// path streams the columns in chunks against each block (online softmax).
 #pragma once
 
 #include <cstdint>
