@@ -105,12 +105,21 @@ void true_logits(const Problem& p, int64_t r, float* tl) {
 // Forward only: columns streamed in chunks with an online log-sum-exp (no B x S buffer).
 constexpr int kMaxLanes = 64;  // >= BlockEngine::lanes() on every path
 
-// The (full-width) logit offsets: bias / tau - logQ per column, masked past the real columns.
-std::vector<float> column_offsets(const Problem& p, int64_t np) {
-  std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit);
+// A problem's operands in the block engine's layout: rows padded to whole blocks, the columns
+// gathered row-major, and the logit offsets (bias / tau - logQ per column, masked past the real
+// columns).
+struct Packed {
+  Rows x;
+  Columns w;
+  std::vector<float> offset;
+};
+
+Packed pack(const Engine& e, const BlockEngine& be, const Problem& p) {
+  Packed pk{e.pack_rows(p.x, p.b, p.d, be.lanes()), e.pack_columns(p.table, p.col_ids, p.n, p.d, true), {}};
+  pk.offset.assign(static_cast<size_t>(pk.w.np), kMaskedLogit);
   for (int64_t j = 0; j < p.n; ++j)
-    offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
-  return offset;
+    pk.offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
+  return pk;
 }
 
 // The block's rows of x (padded, [rows][dp]) transposed into xt [dp][rb].
@@ -141,10 +150,11 @@ void run_forward(const Problem& p, float* loss) {
   Engine e;
   BlockEngine be;
   const int64_t rb = be.lanes();
-  Rows x = e.pack_rows(p.x, p.b, p.d, rb);
-  Columns w = e.pack_columns(p.table, p.col_ids, p.n, p.d, true);
+  const Packed pk = pack(e, be, p);
+  const Rows& x = pk.x;
+  const Columns& w = pk.w;
+  const std::vector<float>& offset = pk.offset;
   const int64_t np = w.np, dp = w.dp;
-  const std::vector<float> offset = column_offsets(p, np);
   const int64_t cb = e.col_block();
   const int64_t chunk = std::min<int64_t>(np, (4096 + cb - 1) / cb * cb);
   const int64_t t = p.true_ids ? p.t : 0;
@@ -281,12 +291,13 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
   Engine e;
   BlockEngine be;
   const int64_t rb = be.lanes();
-  Rows x = e.pack_rows(p.x, p.b, p.d, rb);
-  Columns w = e.pack_columns(p.table, p.col_ids, p.n, p.d, true);
+  const Packed pk = pack(e, be, p);
+  const Rows& x = pk.x;
+  const Columns& w = pk.w;
+  const std::vector<float>& offset = pk.offset;
   const int64_t np = w.np, dp = w.dp;
   *np_out = np;
   *dp_out = dp;
-  const std::vector<float> offset = column_offsets(p, np);
   const int64_t nblocks = x.bp / rb;
   const int64_t super = std::max<int64_t>(1, kSuperRows / rb);  // blocks per super-chunk
   Workspace gws(std::min(super, nblocks) * np * rb);
