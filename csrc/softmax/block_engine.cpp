@@ -20,10 +20,12 @@ constexpr int64_t kDwBlocks = 2;
 
 // One ISA path: V the vector type, Wide / Narrow the two-vector micro-kernels of MR and MD rows,
 // Dw the micro-kernel of dW (kRows a divisor of MR, kVecs vectors of d per pass).
-template <class V, int MR, int MD, class Wide, class Narrow, class Dw>
+template <class V, class Wide, class Narrow, class Dw>
 struct BlockImpl {
   static constexpr int VF = sizeof(V) / sizeof(float);
   static constexpr int RB = 2 * VF;
+  static constexpr int MR = Wide::kRows, MD = Narrow::kRows;
+  static_assert(Wide::kVecs == 2 && Narrow::kVecs == 2, "a block's lanes are two vectors");
 
   static RS_INLINE void scores(const Columns& w, const float* xt, float alpha, const float* offset, int64_t c0,
                                int64_t c1, float* g, float* m) {
@@ -227,9 +229,9 @@ struct BlockOps {
   void (*dw)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
 };
 
-#define RS_DEFINE_BLOCK_OPS(TAG, TARGET, V, MR, MD, WIDE, NARROW, DW, EXP_SUM)                                       \
+#define RS_DEFINE_BLOCK_OPS(TAG, TARGET, V, WIDE, NARROW, DW, EXP_SUM)                                               \
   namespace {                                                                                                        \
-  using Block_##TAG = BlockImpl<V, MR, MD, WIDE, NARROW, DW>;                                                          \
+  using Block_##TAG = BlockImpl<V, WIDE, NARROW, DW>;                                                                  \
   TARGET void TAG##_bscores(const Columns& w, const float* xt, float al, const float* off, int64_t c0, int64_t c1,   \
                             float* g, float* m) {                                                                    \
     Block_##TAG::scores(w, xt, al, off, c0, c1, g, m);                                                               \
@@ -244,7 +246,7 @@ struct BlockOps {
                         float* o, int64_t ldw) {                                                                     \
     Block_##TAG::dw(g, np, nb, x, dp, j0, j1, o, ldw);                                                               \
   }                                                                                                                  \
-  const BlockOps TAG##_block_ops = {Block_##TAG::RB, MR,        TAG##_bscores, TAG##_bmax,                          \
+  const BlockOps TAG##_block_ops = {Block_##TAG::RB, Block_##TAG::MR, TAG##_bscores, TAG##_bmax,                    \
                                     TAG##_bexp,      TAG##_bsig, TAG##_bdx,     TAG##_bdw};                          \
   }
 
@@ -256,16 +258,16 @@ struct BlockOps {
 namespace {
 using Avx512Dw = Avx512Tile<6, 4>;
 }  // namespace
-RS_DEFINE_BLOCK_OPS(avx512, __attribute__((target("avx512f,fma"))), f32x16, 12, 8, Avx512Tile<12>, Avx512Tile<8>,
+RS_DEFINE_BLOCK_OPS(avx512, __attribute__((target("avx512f,fma"))), f32x16, Avx512Tile<12>, Avx512Tile<8>,
                     Avx512Dw, avx512_lane_exp_sum)
-RS_DEFINE_BLOCK_OPS(avx2, __attribute__((target("avx2,fma"))), f32x8, 6, 4, Avx2Tile<6>, Avx2Tile<4>, Avx2Tile<6>,
+RS_DEFINE_BLOCK_OPS(avx2, __attribute__((target("avx2,fma"))), f32x8, Avx2Tile<6>, Avx2Tile<4>, Avx2Tile<6>,
                     Block_avx2::lane_exp_sum)
 #endif
 namespace {
 using GenericWide = GenericTile<f32x4, 6>;
 using GenericNarrow = GenericTile<f32x4, 4>;
 }  // namespace
-RS_DEFINE_BLOCK_OPS(generic, , f32x4, 6, 4, GenericWide, GenericNarrow, GenericWide, Block_generic::lane_exp_sum)
+RS_DEFINE_BLOCK_OPS(generic, , f32x4, GenericWide, GenericNarrow, GenericWide, Block_generic::lane_exp_sum)
 
 namespace {
 const BlockOps* current_block_ops() {

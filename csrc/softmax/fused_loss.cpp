@@ -102,7 +102,6 @@ void true_logits(const Problem& p, int64_t r, float* tl) {
   }
 }
 
-// Forward only: columns streamed in chunks with an online log-sum-exp (no B x S buffer).
 constexpr int kMaxLanes = 64;  // >= BlockEngine::lanes() on every path
 
 // A problem's operands in the block engine's layout: rows padded to whole blocks, the columns
@@ -153,7 +152,6 @@ void run_forward(const Problem& p, float* loss) {
   const Packed pk = pack(e, be, p);
   const Rows& x = pk.x;
   const Columns& w = pk.w;
-  const std::vector<float>& offset = pk.offset;
   const int64_t np = w.np, dp = w.dp;
   const int64_t cb = e.col_block();
   const int64_t chunk = std::min<int64_t>(np, (4096 + cb - 1) / cb * cb);
@@ -170,7 +168,7 @@ void run_forward(const Problem& p, float* loss) {
     std::fill(sum, sum + rb, 0.0);
     for (int64_t c0 = 0; c0 < np; c0 += chunk) {
       const int64_t c1 = std::min(np, c0 + chunk), nc = c1 - c0;
-      be.scores(w, xt, p.inv_tau, offset.data(), c0, c1, g, shift);
+      be.scores(w, xt, p.inv_tau, pk.offset.data(), c0, c1, g, shift);
       if (apply_block_mask(p, r0, rb, c0, c1, g)) be.lane_max(g, nc, shift);
       if (p.diag_positive)
         for (int64_t l = 0; l < rows; ++l)
@@ -211,7 +209,6 @@ void run_forward(const Problem& p, float* loss) {
     }
   });
 }
-
 
 // Finishes one block of rows [r0, r0 + RB) whose logits (masks applied) are in g, blocked layout,
 // with lane_max their per-lane maxima: writes the losses and grad_true, and leaves g and factor
@@ -294,7 +291,6 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
   const Packed pk = pack(e, be, p);
   const Rows& x = pk.x;
   const Columns& w = pk.w;
-  const std::vector<float>& offset = pk.offset;
   const int64_t np = w.np, dp = w.dp;
   *np_out = np;
   *dp_out = dp;
@@ -322,7 +318,7 @@ void run_backward(const Problem& p, Outputs& o, int64_t* np_out, int64_t* dp_out
       float* dxt = xt + dp * rb;   // dX of the block, transposed
       transpose_block(x, r0, rb, xt);
       float lane_max[kMaxLanes], factor[kMaxLanes];
-      be.scores(w, xt, p.inv_tau, offset.data(), 0, np, g, lane_max);
+      be.scores(w, xt, p.inv_tau, pk.offset.data(), 0, np, g, lane_max);
       if (apply_block_mask(p, r0, rb, 0, np, g)) be.lane_max(g, np, lane_max);  // the maxima without masked logits
       finish_block(be, p, r0, g, np, o, lane_max, factor);
       // This block's rows of X times their factor, for phase B's G^T X.

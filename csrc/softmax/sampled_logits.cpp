@@ -31,12 +31,13 @@ FloatBuf alloc_floats(int64_t n) {
 namespace {
 using namespace simd;
 
-// The row-major engine for one ISA path: Kern is the micro-kernel (MR rows, two vectors of columns).
-template <class V, int MR, int NV, class Kern>
+// The row-major engine for one ISA path: V the vector type, Kern the micro-kernel (MR rows, NV
+// vectors of columns).
+template <class V, class Kern>
 struct Impl {
   static constexpr int VF = sizeof(V) / sizeof(float);
+  static constexpr int MR = Kern::kRows, NV = Kern::kVecs;
   static constexpr int NR = NV * VF;
-  static_assert(NV == 2, "the micro-kernels compute two vectors of columns");
 
   static RS_INLINE void kernel(int64_t K, const float* a, int64_t sa, int64_t sk, const float* b, int64_t ldb,
                                float* tile) {
@@ -105,26 +106,26 @@ struct Ops {
   double (*row_sum_exp)(const float*, int64_t, float);
 };
 
-#define RS_DEFINE_OPS(TAG, TARGET, V, MR, NV, KERN)                                                                         \
+#define RS_DEFINE_OPS(TAG, TARGET, V, KERN)                                                                                 \
   namespace {                                                                                                          \
-  using Impl_##TAG = Impl<V, MR, NV, KERN>;                                                                                 \
+  using Impl_##TAG = Impl<V, KERN>;                                                                                         \
   TARGET void TAG##_scores(const Rows& x, const Columns& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, float al, \
                            const float* off, float* out, int64_t ldo, int64_t rv, int64_t cv) {                        \
     Impl_##TAG::scores(x, w, r0, r1, c0, c1, al, off, out, ldo, rv, cv);                                               \
   }                                                                                                                    \
   TARGET float TAG##_rmax(const float* p, int64_t n) { return Impl_##TAG::row_max(p, n); }                             \
   TARGET double TAG##_rse(const float* p, int64_t n, float s) { return Impl_##TAG::row_sum_exp(p, n, s); }             \
-  const Ops TAG##_ops = {#TAG, MR, Impl_##TAG::NR, TAG##_scores, TAG##_rmax, TAG##_rse};                 \
+  const Ops TAG##_ops = {#TAG, Impl_##TAG::MR, Impl_##TAG::NR, TAG##_scores, TAG##_rmax, TAG##_rse};     \
   }
 
 #if RECSAMPLE_ISA_DISPATCH
-RS_DEFINE_OPS(avx512, __attribute__((target("avx512f,fma"))), simd::f32x16, 12, 2, Avx512Tile<12>)
-RS_DEFINE_OPS(avx2, __attribute__((target("avx2,fma"))), simd::f32x8, 6, 2, Avx2Tile<6>)
+RS_DEFINE_OPS(avx512, __attribute__((target("avx512f,fma"))), simd::f32x16, Avx512Tile<12>)
+RS_DEFINE_OPS(avx2, __attribute__((target("avx2,fma"))), simd::f32x8, Avx2Tile<6>)
 #endif
 namespace {
 using GenericTile6 = GenericTile<simd::f32x4, 6>;
 }
-RS_DEFINE_OPS(generic, , simd::f32x4, 6, 2, GenericTile6)
+RS_DEFINE_OPS(generic, , simd::f32x4, GenericTile6)
 
 namespace {
 
