@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -250,22 +251,27 @@ RS_INLINE void syrk_upper(const T* Yb, int64_t n, int64_t k, int64_t kp, const T
 }
 
 // In-place Cholesky A = U'U of the leading k x k block (upper triangle used; row stride kp), then
-// solves A x = b (b overwritten by x). Returns false if A is not positive definite.
+// solves A x = b (b overwritten by x). Returns the index of the first pivot that fails, or -1.
+// A pivot fails unless it exceeds k * eps times its column's original diagonal: Cholesky's rounding
+// error in pivot j is of that order, so a smaller pivot means column j is numerically dependent on
+// the earlier ones and x would be rounding noise (an absolute d > 0 test lets those through).
 // Blocked right-looking: a block of kNB rows is factored with row updates restricted to the block,
 // then the trailing matrix takes the rank-kNB update U_blk' U_blk with the register-tiled kernel.
 // Entries below the diagonal are scratch (tiles may write there; they are never read).
 template <class T>
-RS_INLINE bool cholesky_solve(T* A, int64_t k, int64_t kp, T* b) {
+RS_INLINE int64_t cholesky_solve(T* A, int64_t k, int64_t kp, T* b, T* diag) {
   constexpr int64_t kNB = 16;
   constexpr int64_t NR = 2 * Simd<T>::W;
+  const T tol = static_cast<T>(k) * std::numeric_limits<T>::epsilon();
   T minus_one[kNB];
   for (int64_t j = 0; j < kNB; ++j) minus_one[j] = T(-1);
+  for (int64_t j = 0; j < k; ++j) diag[j] = A[j * kp + j];
   for (int64_t jb = 0; jb < k; jb += kNB) {
     const int64_t je = std::min(jb + kNB, k);
     for (int64_t j = jb; j < je; ++j) {
       T* __restrict uj = A + j * kp;
       const T d = uj[j];
-      if (!(d > T(0)) || !std::isfinite(d)) return false;
+      if (!(d > tol * diag[j]) || !std::isfinite(d)) return j;
       const T s = std::sqrt(d);
       const T inv = T(1) / s;
       uj[j] = s;
@@ -297,7 +303,18 @@ RS_INLINE bool cholesky_solve(T* A, int64_t k, int64_t kp, T* b) {
     for (int64_t p = j + 1; p < k; ++p) s -= uj[p] * b[p];
     b[j] = s / uj[j];
   }
-  return true;
+  return -1;
+}
+
+// A solved row must be finite: overflow (weights or targets near the type's range) is an error.
+template <class T>
+void require_finite_row(const T* x, int64_t k, int64_t row) {
+  for (int64_t d = 0; d < k; ++d) {
+    if (!std::isfinite(x[d])) {
+      throw std::invalid_argument("WALS: the solution of row " + std::to_string(row) +
+                                  " overflowed; scale the interaction values or weights down or use dtype=float64");
+    }
+  }
 }
 
 // ---- the half-step ------------------------------------------------------------------------------
@@ -398,8 +415,11 @@ RS_INLINE void cg_rows(const HalfStep<T>& h, const int64_t* rows, int R, T* buf,
     for (int s = 0; s < R; ++s) {
       if (!active[s]) continue;
       cg_pass<T>(h, whole[s], bufs[s], h.indices + lo[s], n[s], nullptr, h.extra + lo[s], p[s], Ap[s]);
+      // Stop where p is (numerically) orthogonal to Ap: a direction in the matrix's null space, along
+      // which a step would only add rounding noise (singular rows: lambda = 0 with too few entries).
       const T pAp = dot<T>(p[s], Ap[s], kp);
-      if (!(pAp > T(0))) {
+      const T tol = static_cast<T>(k) * std::numeric_limits<T>::epsilon();
+      if (!(pAp > T(0)) || pAp * pAp <= tol * tol * dot<T>(p[s], p[s], kp) * dot<T>(Ap[s], Ap[s], kp)) {
         active[s] = false;
         continue;
       }
@@ -415,6 +435,7 @@ RS_INLINE void cg_rows(const HalfStep<T>& h, const int64_t* rows, int R, T* buf,
   for (int s = 0; s < R; ++s) {
     T* xi = h.X + rows[s] * k;
     for (int64_t d = 0; d < k; ++d) xi[d] = x[s][d];
+    require_finite_row<T>(xi, k, rows[s]);
   }
 }
 
@@ -460,11 +481,16 @@ RS_INLINE void solve_chunk_impl(const HalfStep<T>& h, int64_t chunk) {
         syrk_upper<T>(buf.data(), m, k, kp, c + j0, A.data());
         for (int64_t j = 0; j < m; ++j) axpy<T>(x, q[j0 + j], buf.data() + j * kp, kp);
       }
-      if (!cholesky_solve<T>(A.data(), k, kp, x)) {
-        throw std::invalid_argument("WALS: the normal equations of row " + std::to_string(i) +
-                                    " are not positive definite; use regularization > 0 and non-negative weights");
+      const int64_t bad = cholesky_solve<T>(A.data(), k, kp, x, x + kp);
+      if (bad >= 0) {
+        throw std::invalid_argument(
+            "WALS: the normal equations of row " + std::to_string(i) + " are not positive definite to " +
+            (sizeof(T) == 4 ? "float32" : "float64") + " precision (pivot " + std::to_string(bad) +
+            " vanished against its diagonal); use regularization > 0 (large enough to matter against the " +
+            "weights), non-negative weights, or dtype=float64");
       }
       for (int64_t d = 0; d < k; ++d) xi[d] = x[d];
+      require_finite_row<T>(xi, k, i);
       continue;
     }
 
