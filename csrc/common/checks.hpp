@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,6 +31,27 @@ inline void check_ids(const int64_t* ids, int64_t n, int64_t num_classes, const 
       }
     }
   });
+}
+
+// Whether v[0:n] are all finite: the largest exponent field, an integer max reduction that the
+// compiler vectorises (a float test would be a serial chain; this runs inside gathers).
+inline bool all_finite(const float* v, int64_t n) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, v + i, sizeof bits);
+    const uint32_t e = bits & 0x7f800000u;
+    top = e > top ? e : top;
+  }
+  return top != 0x7f800000u;
+}
+
+// std::invalid_argument "<name> row <row> contains NaN or inf" unless v[0:n] are all finite.
+inline void require_finite_row(const float* v, int64_t n, const char* name, int64_t row) {
+  if (!all_finite(v, n)) {
+    throw std::invalid_argument(std::string(name) + " must be finite; row " + std::to_string(row) +
+                                " contains NaN or inf");
+  }
 }
 
 // Checks weights are finite and non-negative (naming the first bad one) and returns their sum in

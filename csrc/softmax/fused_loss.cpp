@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/checks.hpp"
 #include "common/thread_pool.hpp"
 #include "softmax/block_engine.hpp"
 #include "softmax/sampled_logits.hpp"
@@ -67,6 +68,7 @@ struct Problem {
   const float* x;
   int64_t b, d;
   const float* table;
+  const char* table_name;  // "weights" or "candidates", for error messages
   const int64_t* col_ids;  // null: column j is table row j
   int64_t n;
   const float* biases;  // indexed by table row
@@ -97,6 +99,8 @@ inline float dotf(const float* a, const float* b, int64_t d) {
 void true_logits(const Problem& p, int64_t r, float* tl) {
   for (int64_t k = 0; k < p.t; ++k) {
     const int64_t id = p.true_ids[r * p.t + k];
+    require_finite_row(p.table + id * p.d, p.d, p.table_name, id);
+    if (p.biases) require_finite_row(p.biases + id, 1, "biases", id);
     tl[k] = dotf(p.x + r * p.d, p.table + id * p.d, p.d) * p.inv_tau +
             ((p.biases ? p.biases[id] * p.inv_tau : 0.0f) - (p.true_log_q ? p.true_log_q[r * p.t + k] : 0.0f));
   }
@@ -114,10 +118,13 @@ struct Packed {
 };
 
 Packed pack(const Engine& e, const BlockEngine& be, const Problem& p) {
-  Packed pk{e.pack_rows(p.x, p.b, p.d, be.lanes()), e.pack_columns(p.table, p.col_ids, p.n, p.d, true), {}};
+  Packed pk{e.pack_rows(p.x, p.b, p.d, be.lanes()), e.pack_columns(p.table, p.col_ids, p.n, p.d, true, p.table_name), {}};
   pk.offset.assign(static_cast<size_t>(pk.w.np), kMaskedLogit);
-  for (int64_t j = 0; j < p.n; ++j)
-    pk.offset[j] = (p.biases ? p.biases[p.col_ids ? p.col_ids[j] : j] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
+  for (int64_t j = 0; j < p.n; ++j) {
+    const int64_t id = p.col_ids ? p.col_ids[j] : j;
+    if (p.biases) require_finite_row(p.biases + id, 1, "biases", id);
+    pk.offset[j] = (p.biases ? p.biases[id] * p.inv_tau : 0.0f) - (p.col_log_q ? p.col_log_q[j] : 0.0f);
+  }
   return pk;
 }
 
@@ -371,7 +378,7 @@ void sampled_loss(const SampledLossArgs& a, const IdGroups& groups, float* loss,
   }
   MaskCsr mask;
   if (a.remove_accidental_hits && a.s > 0) mask = sampled_hits(groups, a.b, a.t, a.s);
-  Problem p{a.inputs, a.b, a.d, a.weights, a.sampled, a.s, a.biases, a.sampled_log_q, a.labels, a.t,
+  Problem p{a.inputs, a.b, a.d, a.weights, "weights", a.sampled, a.s, a.biases, a.sampled_log_q, a.labels, a.t,
             a.true_log_q, false, &mask, 1.0f / a.temperature, a.sample_weight, a.kind};
   if (grad_inputs == nullptr) {
     run_forward(p, loss);
@@ -419,7 +426,7 @@ void in_batch_loss(const InBatchLossArgs& a, float* loss, float* grad_queries, f
   MaskCsr mask;
   if (a.remove_accidental_hits && (a.query_ids || a.candidate_ids))
     mask = in_batch_hits(a.query_ids, a.candidate_ids, a.b, a.c);
-  Problem p{a.queries, a.b, a.d, a.candidates, nullptr, a.c, nullptr, a.log_q, nullptr, 0, nullptr, true, &mask,
+  Problem p{a.queries, a.b, a.d, a.candidates, "candidates", nullptr, a.c, nullptr, a.log_q, nullptr, 0, nullptr, true, &mask,
             1.0f / a.temperature, a.sample_weight, LossKind::kSoftmax};
   if (grad_queries == nullptr) {
     run_forward(p, loss);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/cpu_dispatch.hpp"
+#include "common/checks.hpp"
 #include "common/thread_pool.hpp"
 #include "softmax/micro_kernel.hpp"
 #include "softmax/simd_math.hpp"
@@ -179,7 +180,8 @@ Rows Engine::pack_rows(const float* x, int64_t b, int64_t d, int64_t row_multipl
   return r;
 }
 
-Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows) const {
+Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows,
+                             const char* name, int64_t first_row) const {
   Columns w;
   w.n = n;
   w.d = d;
@@ -209,6 +211,7 @@ Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, 
       if (ahead < n)
         for (int64_t k = 0; k < d; k += line_floats) __builtin_prefetch(table + (ids ? ids[ahead] : ahead) * d + k);
       const float* src = col < n ? table + (ids ? ids[col] : col) * d : nullptr;
+      if (src) require_finite_row(src, d, name, ids ? ids[col] : first_row + col);
       if (rows) {
         float* row = rows + col * dp;
         if (src) std::memcpy(row, src, sizeof(float) * d);
@@ -348,10 +351,12 @@ void sampled_logits(const float* inputs, int64_t b, int64_t d, const float* weig
   Engine e;
   if (s > 0) {
     Rows x = e.pack_rows(inputs, b, d);
-    Columns w = e.pack_columns(weights, sampled, s, d, false);
+    Columns w = e.pack_columns(weights, sampled, s, d, false, "weights");
     std::vector<float> offset(static_cast<size_t>(w.np), kMaskedLogit);
-    for (int64_t j = 0; j < s; ++j)
+    for (int64_t j = 0; j < s; ++j) {
+      if (biases) require_finite_row(biases + sampled[j], 1, "biases", sampled[j]);
       offset[j] = (biases ? biases[sampled[j]] * inv_tau : 0.0f) - (sampled_log_q ? sampled_log_q[j] : 0.0f);
+    }
     const int64_t rb = e.row_block();
     parallel_chunks(x.bp, rb, [&](int64_t, int64_t r0, int64_t r1) {
       e.scores(x, w, r0, r1, 0, w.np, inv_tau, offset.data(), out_logits + r0 * width + t, width, b, s);
@@ -366,6 +371,8 @@ void sampled_logits(const float* inputs, int64_t b, int64_t d, const float* weig
       for (int64_t k = 0; k < t; ++k) {
         const int64_t id = labels[r * t + k];
         const float* wv = weights + id * d;
+        require_finite_row(wv, d, "weights", id);
+        if (biases) require_finite_row(biases + id, 1, "biases", id);
         float dot = 0.0f;
         for (int64_t i = 0; i < d; ++i) dot += x[i] * wv[i];
         row[k] = dot * inv_tau + ((biases ? biases[id] * inv_tau : 0.0f) - (true_log_q ? true_log_q[r * t + k] : 0.0f));
@@ -387,7 +394,7 @@ void in_batch_logits(const float* queries, int64_t b, int64_t d, const float* ca
   const float inv_tau = 1.0f / temperature;
   Engine e;
   Rows x = e.pack_rows(queries, b, d);
-  Columns w = e.pack_columns(candidates, nullptr, c, d, false);
+  Columns w = e.pack_columns(candidates, nullptr, c, d, false, "candidates");
   std::vector<float> offset(static_cast<size_t>(w.np), kMaskedLogit);
   for (int64_t j = 0; j < c; ++j) offset[j] = log_q ? -log_q[j] : 0.0f;
   parallel_chunks(x.bp, e.row_block(), [&](int64_t, int64_t r0, int64_t r1) {
@@ -411,12 +418,15 @@ void hard_negatives(const float* logits, int64_t b, int64_t c, const int64_t* po
       const float* row = logits + r * c;
       const int64_t p = pos ? pos[r] : r;
       idx.clear();
-      for (int64_t j = 0; j < c; ++j)
+      for (int64_t j = 0; j < c; ++j) {
+        if (std::isnan(row[j])) {  // +-inf order fine (-inf is a common mask); NaN has no rank
+          throw std::invalid_argument("logits must not contain NaN; found one at row " + std::to_string(r) +
+                                      ", column " + std::to_string(j));
+        }
         if (j != p) idx.push_back(j);
-      auto better = [row](int64_t a, int64_t bb) {
+      }
+      auto better = [row](int64_t a, int64_t bb) {  // ties keep the lower column first
         const float la = row[a], lb = row[bb];
-        // NaN sorts last; ties keep the lower column first.
-        if (std::isnan(la) || std::isnan(lb)) return !std::isnan(la) && std::isnan(lb) ? true : (std::isnan(la) == std::isnan(lb) && a < bb);
         return la > lb || (la == lb && a < bb);
       };
       std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), better);

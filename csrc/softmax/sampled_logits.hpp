@@ -63,8 +63,11 @@ class Engine {
   // Rows padded to a multiple of row_multiple (0: of mr()).
   Rows pack_rows(const float* x, int64_t b, int64_t d, int64_t row_multiple = 0) const;
   // Column j is table[ids[j]] (ids == nullptr: table row j), packed as NR-wide panels for scores(),
-  // or as_rows: row-major [np][dp] instead (the block engine's layout).
-  Columns pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows = false) const;
+  // or as_rows: row-major [np][dp] instead (the block engine's layout). Every gathered row is
+  // checked finite as it is copied (std::invalid_argument naming `name` and the row, counted from
+  // first_row when ids == nullptr): only the rows a call uses are read, never the whole table.
+  Columns pack_columns(const float* table, const int64_t* ids, int64_t n, int64_t d, bool as_rows,
+                       const char* name, int64_t first_row = 0) const;
 
   // out[(r - r0) * ldo + (c - c0)] = dot(x_r, col_c) * alpha + offset[c] for r in [r0, min(r1, rows_valid)),
   // c in [c0, min(c1, cols_valid)); r0, r1 multiples of mr; c0, c1 multiples of nr (c1 <= np).

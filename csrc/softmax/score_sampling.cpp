@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/checks.hpp"
 #include "common/thread_pool.hpp"
 #include "softmax/sampled_logits.hpp"
 
@@ -147,7 +148,7 @@ void sample_by_score(const float* queries, int64_t b, int64_t d, const float* it
   auto sweep = [&](auto&& visit) {
     for (int64_t c0 = 0; c0 < n; c0 += kItemChunk) {
       const int64_t nc = std::min(kItemChunk, n - c0);
-      Columns w = eng.pack_columns(items + c0 * d, nullptr, nc, d, false);
+      Columns w = eng.pack_columns(items + c0 * d, nullptr, nc, d, false, "items", c0);
       std::vector<float> offset(static_cast<size_t>(w.np), kMaskedLogit);
       std::fill(offset.begin(), offset.begin() + nc, 0.0f);
       parallel_chunks(x.bp, rb, [&](int64_t, int64_t r0, int64_t r1) {
@@ -156,6 +157,13 @@ void sample_by_score(const float* queries, int64_t b, int64_t d, const float* it
         eng.scores(x, w, r0, r1, 0, w.np, inv_tau, offset.data(), tile.data(), w.np, b, w.np);
         for (int64_t r = r0; r < std::min(r1, b); ++r) {
           float* row = tile.data() + (r - r0) * w.np;
+          // Finite queries and items can still overflow float32 in q.v / temperature; the thinning
+          // below needs finite logits (a NaN gap would never end the walk).
+          if (!all_finite(row, nc)) {
+            throw std::invalid_argument("queries row " + std::to_string(r) + " . items / temperature overflows float32 " +
+                                        "(items " + std::to_string(c0) + ".." + std::to_string(c0 + nc - 1) +
+                                        "); scale the embeddings down or raise temperature");
+          }
           const auto& ex = excl[r];
           for (auto it = std::lower_bound(ex.begin(), ex.end(), c0); it != ex.end() && *it < c0 + nc; ++it)
             row[*it - c0] = kMaskedLogit;

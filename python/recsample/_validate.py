@@ -102,3 +102,11 @@ def as_real(value: Any, name: str, *, low: float | None = None, high: float | No
     if high is not None and v > high:
         raise ValueError(f"{name} must be <= {high}, got {v}")
     return v
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` (and the first bad position) unless every entry is finite."""
+    if a.size and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        where = tuple(int(i) for i in bad) if a.ndim > 1 else int(bad[0])
+        raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {where}")

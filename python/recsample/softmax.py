@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import as_id_array, as_int
+from ._validate import as_id_array, as_int, check_finite
 
 __all__ = [
     "MASKED_LOGIT",
@@ -112,19 +112,27 @@ class ScoreSample(NamedTuple):
 
 
 # -- validation -------------------------------------------------------------------------------------
-def _floats(x: Any, name: str, ndim: int) -> np.ndarray:
+# Batch-sized arrays (inputs, queries, candidates, log_q, sample_weight) are checked finite here, in
+# O(B d). Tables (weights, items, biases) can be far larger than what one call reads, so the kernels
+# check each row they gather instead (ValueError naming the table and the row); float64 values
+# beyond float32's range become inf in the conversion and are refused the same way.
+def _floats(x: Any, name: str, ndim: int, *, finite: bool = True) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+    if finite:
+        check_finite(a, name)
+    return a
 
 
-def _opt_floats(x: Any, name: str, shape: Tuple[int, ...]) -> Optional[np.ndarray]:
+def _opt_floats(x: Any, name: str, shape: Tuple[int, ...], *, finite: bool = True) -> Optional[np.ndarray]:
     if x is None:
         return None
-    a = _floats(x, name, len(shape))
+    a = _floats(x, name, len(shape), finite=finite)
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
     return a
@@ -145,7 +153,7 @@ def _sampled_args(
     inputs: Any, weights: Any, labels: Any, sampled: Any, biases: Any, true_log_q: Any, sampled_log_q: Any
 ) -> Tuple[Any, ...]:
     x = _floats(inputs, "inputs", 2)
-    w = _floats(weights, "weights", 2)
+    w = _floats(weights, "weights", 2, finite=False)
     b, d = x.shape
     if w.shape[1] != d:
         raise ValueError(f"weights has dimension {w.shape[1]} but inputs has {d}")
@@ -156,7 +164,7 @@ def _sampled_args(
     if lab2.shape[1] < 1:
         raise ValueError("labels must have at least one true class per row")
     s = as_id_array(sampled, "sampled", ndims=(1,))
-    bias = _opt_floats(biases, "biases", (w.shape[0],))
+    bias = _opt_floats(biases, "biases", (w.shape[0],), finite=False)
     tlq = _opt_floats(true_log_q, "true_log_q", lab.shape)
     if tlq is not None:
         tlq = tlq.reshape(lab2.shape)
@@ -184,6 +192,14 @@ def _in_batch_args(
         raise ValueError(f"candidate_ids must have shape ({c.shape[0]},), got {cid.shape}")
     lq = _opt_floats(log_q, "log_q", (c.shape[0],))
     return q, c, qid, cid, lq
+
+
+def _check_loss(loss: np.ndarray, product: str) -> None:
+    """Every operand was finite, so a non-finite loss means the logits overflowed float32."""
+    if not np.isfinite(loss).all():
+        row = int(np.flatnonzero(~np.isfinite(loss))[0])
+        raise ValueError(f"the logits of row {row} overflow float32 ({product} / temperature - log_q is not finite); "
+                         "scale the embeddings down or raise temperature")
 
 
 def _sample_weight(sample_weight: Any, b: int) -> Optional[np.ndarray]:
@@ -285,6 +301,7 @@ def _sampled_loss(kind: str, inputs: Any, weights: Any, labels: Any, sampled: An
     loss, gi, ids, grows, gb = _core.sampled_loss(
         x, w, lab, s, bias, tlq, slq, bool(remove_accidental_hits), tau, sw, kind, bool(return_grads)
     )
+    _check_loss(loss, "inputs . weights")
     if not return_grads:
         return SampledLoss(loss, None, None, None)
     return SampledLoss(loss, gi, SparseGrad(ids, grows), None if gb is None else SparseGrad(ids, gb))
@@ -382,6 +399,7 @@ def in_batch_softmax_loss(
     tau = _temperature(temperature)
     sw = _sample_weight(sample_weight, q.shape[0])
     loss, gq, gc = _core.in_batch_loss(q, c, qid, cid, lq, tau, bool(remove_accidental_hits), sw, bool(return_grads))
+    _check_loss(loss, "queries . candidates")
     return InBatchLoss(loss, gq, gc)
 
 
@@ -402,7 +420,7 @@ def hard_negatives(logits: Any, num: int, *, positives: Any = None) -> HardNegat
         lower column first). Unlike TF Recommenders (``top_k(sorted=False)``) the order is fixed,
         which does not change the softmax loss.
     """
-    lg = _floats(logits, "logits", 2)
+    lg = _floats(logits, "logits", 2, finite=False)  # +-inf rank fine; the kernel refuses NaN
     k = as_int(num, "num", minimum=0)
     b, c = lg.shape
     if c < 1:
@@ -449,7 +467,7 @@ def sample_by_score(
         a sampled softmax over these negatives).
     """
     q = _floats(queries, "queries", 2)
-    v = _floats(items, "items", 2)
+    v = _floats(items, "items", 2, finite=False)
     if v.shape[1] != q.shape[1]:
         raise ValueError(f"items has dimension {v.shape[1]} but queries has {q.shape[1]}")
     k = as_int(num_samples, "num_samples", minimum=0)

@@ -257,7 +257,7 @@ static void test_block_engine_products(int64_t d) {
     std::vector<float> x(static_cast<size_t>(rows * d));
     for (auto& v : x) v = static_cast<float>(rng.uniform() - 0.5);
     Rows xr = e.pack_rows(x.data(), rows, d, rb);
-    Columns w = e.pack_columns(table.data(), nullptr, n, d, true);
+    Columns w = e.pack_columns(table.data(), nullptr, n, d, true, "table");
     const int64_t np = w.np, dp = w.dp;
     std::vector<float> offset(static_cast<size_t>(np), kMaskedLogit), g(static_cast<size_t>(nb * np * rb));
     for (int64_t j = 0; j < n; ++j) offset[j] = 0.25f * static_cast<float>(j % 5);
