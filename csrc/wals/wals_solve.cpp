@@ -308,7 +308,7 @@ RS_INLINE int64_t cholesky_solve(T* A, int64_t k, int64_t kp, T* b, T* diag) {
 
 // A solved row must be finite: overflow (weights or targets near the type's range) is an error.
 template <class T>
-void require_finite_row(const T* x, int64_t k, int64_t row) {
+void require_finite_solution(const T* x, int64_t k, int64_t row) {
   for (int64_t d = 0; d < k; ++d) {
     if (!std::isfinite(x[d])) {
       throw std::invalid_argument("WALS: the solution of row " + std::to_string(row) +
@@ -435,7 +435,7 @@ RS_INLINE void cg_rows(const HalfStep<T>& h, const int64_t* rows, int R, T* buf,
   for (int s = 0; s < R; ++s) {
     T* xi = h.X + rows[s] * k;
     for (int64_t d = 0; d < k; ++d) xi[d] = x[s][d];
-    require_finite_row<T>(xi, k, rows[s]);
+    require_finite_solution<T>(xi, k, rows[s]);
   }
 }
 
@@ -490,7 +490,7 @@ RS_INLINE void solve_chunk_impl(const HalfStep<T>& h, int64_t chunk) {
             "weights), non-negative weights, or dtype=float64");
       }
       for (int64_t d = 0; d < k; ++d) xi[d] = x[d];
-      require_finite_row<T>(xi, k, i);
+      require_finite_solution<T>(xi, k, i);
       continue;
     }
 
