@@ -17,6 +17,7 @@ numpy has no threads here; its rate is the same in the t1 and t2 rows (measured 
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, Dict, List
 
@@ -33,6 +34,8 @@ ANCHOR_ROUND_S = 0.25
 ROUNDS = 7
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
+# recsample's default learning_rate: every estimator here runs with it, so the anchors do the same work
+ALPHA = float(inspect.signature(recsample.FrequencyEstimator).parameters["learning_rate"].default)
 
 
 # -- the same algorithm in numpy -----------------------------------------------------------------
@@ -58,7 +61,7 @@ class NumpyEstimator:
     largest number of hits any bucket gets in the batch (about 290 for the Zipf head in 4096 ids).
     """
 
-    def __init__(self, num_buckets: int, num_hashes: int, learning_rate: float = 0.01, seed: int = 0) -> None:
+    def __init__(self, num_buckets: int, num_hashes: int, learning_rate: float = ALPHA, seed: int = 0) -> None:
         assert num_buckets < 2**32
         self.m, self.h, self.alpha = num_buckets, num_hashes, learning_rate
         self.keys = []
@@ -127,7 +130,7 @@ class PlainMovingAverage:
     no change detection: a bucket hit c times in a batch with gaps g_1..g_c ends at
     B (1-a)^c + sum_i a (1-a)^(c-i) g_i, which numpy computes for all buckets at once."""
 
-    def __init__(self, num_buckets: int, num_hashes: int, learning_rate: float = 0.01, seed: int = 0) -> None:
+    def __init__(self, num_buckets: int, num_hashes: int, learning_rate: float = ALPHA, seed: int = 0) -> None:
         self.hashing = NumpyEstimator(16, num_hashes, learning_rate, seed)
         self.hashing.m = num_buckets
         self.alpha = learning_rate
