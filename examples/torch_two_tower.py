@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--extra-negatives", type=int, default=256)
     p.add_argument("--dim", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="a few seconds' run on a small problem (used by the tests)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.users, args.items, args.steps, args.batch, args.extra_negatives = 600, 300, 60, 128, 64
 
     torch.manual_seed(args.seed)
     data = datasets.synthetic_implicit(args.users, args.items, num_clusters=10, interactions_per_user=20, seed=args.seed)

@@ -1,7 +1,53 @@
+
 import numpy as np
 import pytest
 
 import recsample as rs
+from recsample import _core
+
+# -- instruction-set levels the per-ISA tests ran ----------------------------------------------------
+# Every per-ISA test caps the level through _core._set_isa_level; the wrapper records the level that
+# took effect. At the end the session checks that the highest level this CPU offers (read from
+# /proc/cpuinfo, independently of the library's own detection) was among them, and prints it.
+ISA_NAMES = {0: "baseline SSE2", 1: "AVX2+FMA", 2: "AVX-512"}
+_isa_levels_run: set = set()
+_set_isa_level = _core._set_isa_level
+
+
+def _recording_set_isa_level(level: int) -> None:
+    _set_isa_level(level)
+    if level >= 0:
+        _isa_levels_run.add(_core._isa_level())
+
+
+_core._set_isa_level = _recording_set_isa_level
+
+
+def cpu_isa_level_from_cpuinfo():
+    """The dispatch level this CPU supports by its /proc/cpuinfo flags (None off Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"} <= set(flags):
+        return 2
+    return 1 if {"avx2", "fma"} <= set(flags) else 0
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _isa_levels_run:
+        names = ", ".join(f"{lv} ({ISA_NAMES[lv]})" for lv in sorted(_isa_levels_run))
+        terminalreporter.write_line(f"per-ISA tests ran at levels: {names}; this CPU's highest: "
+                                    f"{_core._cpu_isa_level()} ({ISA_NAMES[_core._cpu_isa_level()]})")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    expected = cpu_isa_level_from_cpuinfo()
+    if _isa_levels_run and expected is not None and max(_isa_levels_run) != expected and exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nper-ISA tests reached level {max(_isa_levels_run)} but /proc/cpuinfo offers level {expected} "
+              f"({ISA_NAMES[expected]}): the kernels' CPU detection or the tests' level loop is wrong")
 
 
 @pytest.fixture(autouse=True)

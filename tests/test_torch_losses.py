@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-rst = pytest.importorskip("recsample.torch")
+import torch  # in the test extra: a missing torch, or an ImportError inside recsample.torch, fails here
+
+import recsample.torch as rst
 
 
 def test_import_recsample_does_not_import_torch():

@@ -14,11 +14,10 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import recsample as rs
 from recsample import _core
-
-sp = pytest.importorskip("scipy.sparse")
 
 SEED = 1234
 
@@ -527,7 +526,6 @@ def test_progress_plain_line_without_tqdm(monkeypatch, capsys):
 
 
 def test_progress_bar_with_tqdm(capsys):
-    pytest.importorskip("tqdm")
     _, values = random_interactions(seed=17)
     rs.WALS(3, iterations=2, seed=0).fit(as_tuple(values), progress=True)
     assert "2/2" in capsys.readouterr().err

@@ -16,19 +16,15 @@
 #include "sampling/distributions.hpp"
 #include "softmax/block_engine.hpp"
 #include "softmax/sampled_logits.hpp"
+#include "test_check.hpp"
 
 using namespace recsample;
 
-static int g_passed = 0, g_failed = 0;
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (cond) {                                                         \
-      ++g_passed;                                                       \
-    } else {                                                            \
-      ++g_failed;                                                       \
-      std::printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
-    }                                                                   \
-  } while (0)
+int g_passed = 0, g_failed = 0;
+
+namespace recsample {
+void run_concurrency_tests();  // test_concurrency.cpp
+}
 
 static void test_alias_table_realizes_weights() {
   std::vector<double> w(1000);
@@ -348,6 +344,7 @@ int main() {
   test_block_engine_products(40);
   test_block_engine_products(70);
   test_group_ids_and_hits();
+  run_concurrency_tests();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
