@@ -41,6 +41,14 @@ def key_from_seed(seed: SeedLike) -> Tuple[int, int]:
     return int(words[0]), int(words[1])
 
 
+def numpy_rng(seed: SeedLike, name: str = "seed") -> np.random.Generator:
+    """``numpy.random.default_rng(seed)`` with ``seed`` checked first (int >= 0, ``SeedSequence``,
+    ``Generator`` or None), so a bad seed is a ``TypeError`` / ``ValueError`` naming the argument."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(as_int(seed, name, minimum=0))
+
+
 def child_key(key0: int, key1: int, index: int) -> Tuple[int, int]:
     """The key of the index-th stream spawned from (key0, key1)."""
     ss = np.random.SeedSequence(entropy=[key0, key1], spawn_key=(index,))
@@ -111,4 +119,4 @@ def fork_count() -> int:
     return _fork_count
 
 
-__all__ = ["SeedLike", "Stream", "key_from_seed", "child_key", "fork_count"]
+__all__ = ["SeedLike", "Stream", "key_from_seed", "numpy_rng", "child_key", "fork_count"]

@@ -8,6 +8,7 @@ copy; anything else is copied once (documented on each public function).
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
@@ -110,3 +111,27 @@ def check_finite(a: np.ndarray, name: str) -> None:
         bad = np.argwhere(~np.isfinite(a))[0]
         where = tuple(int(i) for i in bad) if a.ndim > 1 else int(bad[0])
         raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {where}")
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_output_fits(nbytes: int, name: str) -> None:
+    """``MemoryError`` naming ``name`` when an output of ``nbytes`` bytes, sized by the caller's
+    ``name`` argument, could not fit in this machine's physical memory.
+
+    Called before anything is allocated, so a request for terabytes fails at once with a message
+    instead of swapping, being killed, or aborting under a sanitizer. Outputs that fit in memory
+    are never refused (the platform may still fail to provide them, which numpy / C++ report).
+    """
+    have = physical_memory()
+    if have is not None and nbytes > have:
+        raise MemoryError(
+            f"{name} asks for an output of {nbytes / 2**30:.1f} GiB, more than this machine's "
+            f"{have / 2**30:.1f} GiB of physical memory"
+        )

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ._rng import SeedLike
-from ._validate import as_id_array, as_int, check_ids_below
+from ._rng import SeedLike, numpy_rng
+from ._validate import as_id_array, as_int, as_real, check_finite, check_ids_below, check_output_fits
 from .samplers import AliasSampler
 
 __all__ = ["CSR", "SyntheticImplicit", "synthetic_implicit", "load_interactions", "leave_one_out", "random_split"]
@@ -48,10 +48,19 @@ class CSR(NamedTuple):
         """Build from coordinates; duplicate (row, col) pairs are summed."""
         r = as_id_array(rows, "rows")
         c = as_id_array(cols, "cols")
-        v = np.asarray(values, dtype=np.float32)
+        v = np.asarray(values)
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"values must be real numbers, got dtype {v.dtype}")
+        v = v.astype(np.float32)
+        check_finite(v, "values")
         if not (r.shape == c.shape == v.shape):
             raise ValueError(f"rows, cols and values must have the same length, got {r.shape}, {c.shape}, {v.shape}")
+        if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+            raise ValueError(f"shape must be a pair (rows, cols), got {shape!r}")
         n_rows, n_cols = (as_int(shape[0], "shape[0]", minimum=0), as_int(shape[1], "shape[1]", minimum=0))
+        if n_rows * n_cols >= 2**63:
+            raise ValueError(f"shape {n_rows} x {n_cols} has more cells than int64 can index")
+        check_output_fits(8 * (n_rows + 1), "shape[0]")
         check_ids_below(r, n_rows, "rows")
         check_ids_below(c, n_cols, "cols")
         key, inverse = np.unique(r * n_cols + c, return_inverse=True)
@@ -91,11 +100,12 @@ def synthetic_implicit(
     num_items = as_int(num_items, "num_items", minimum=1)
     num_clusters = as_int(num_clusters, "num_clusters", minimum=1, maximum=num_items)
     per_user = as_int(interactions_per_user, "interactions_per_user", minimum=1)
-    if not 0.0 <= float(in_cluster) <= 1.0:
-        raise ValueError(f"in_cluster must be in [0, 1], got {in_cluster}")
-    if not np.isfinite(popularity_exponent) or popularity_exponent < 0:
-        raise ValueError(f"popularity_exponent must be finite and >= 0, got {popularity_exponent}")
-    rng = np.random.default_rng(seed)
+    in_cluster = as_real(in_cluster, "in_cluster", low=0.0, high=1.0)
+    popularity_exponent = as_real(popularity_exponent, "popularity_exponent", low=0.0)
+    check_output_fits(32 * num_items, "num_items")
+    check_output_fits(32 * num_users, "num_users")
+    check_output_fits(40 * num_users * per_user, "interactions_per_user")
+    rng = numpy_rng(seed)
     item_cluster = rng.permutation(np.arange(num_items) % num_clusters).astype(np.int64)
     popularity = rng.permutation(np.arange(1, num_items + 1, dtype=np.float64) ** -float(popularity_exponent))
     user_cluster = rng.integers(0, num_clusters, num_users).astype(np.int64)
@@ -128,6 +138,8 @@ def load_interactions(
     a header row; Parquet needs pyarrow or pandas. Returns ``(interactions, user_ids, item_ids)``
     where ``user_ids[u]`` is the original id of row u.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     p = os.fspath(path)
     if not os.path.exists(p):
         raise FileNotFoundError(p)
@@ -140,7 +152,10 @@ def load_interactions(
     items, item_index = np.unique(table[item_col], return_inverse=True)
     values = np.ones(user_index.size, dtype=np.float32)
     if value_col:
-        values = np.asarray(table[value_col], dtype=np.float64)
+        try:
+            values = np.asarray(table[value_col], dtype=np.float64)
+        except ValueError:
+            raise ValueError(f"column {value_col!r} has values that are not numbers") from None
         if not np.all(np.isfinite(values)):
             raise ValueError(f"column {value_col!r} has non-finite values")
     csr = CSR.from_coo(user_index.ravel(), item_index.ravel(), values, (users.size, items.size))
@@ -159,7 +174,13 @@ def _read_csv(path: str, columns: list[str]) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(f"{path} has no column(s) {missing}; header is {header}")
         idx = [header.index(c) for c in columns]
-        rows = [[r[i] for i in idx] for r in reader if r]
+        rows = []
+        for line, r in enumerate(reader, start=2):
+            if not r:
+                continue
+            if len(r) < len(header):
+                raise ValueError(f"{path}: row {line} has {len(r)} fields, the header has {len(header)}")
+            rows.append([r[i] for i in idx])
     out: dict[str, np.ndarray] = {}
     for j, c in enumerate(columns):
         raw = np.array([r[j] for r in rows])
@@ -195,7 +216,8 @@ def leave_one_out(interactions: CSR, *, seed: SeedLike = 0) -> Tuple[CSR, np.nda
     Returns ``(train, held_out)``: ``held_out[u]`` is the held-out item of user u, or -1 if the
     user kept everything (fewer than two interactions).
     """
-    rng = np.random.default_rng(seed)
+    _check_csr(interactions, "interactions")
+    rng = numpy_rng(seed)
     n_users = interactions.shape[0]
     lengths = np.diff(interactions.indptr)
     held = np.full(n_users, -1, dtype=np.int64)
@@ -209,11 +231,31 @@ def leave_one_out(interactions: CSR, *, seed: SeedLike = 0) -> Tuple[CSR, np.nda
 
 def random_split(interactions: CSR, *, test_fraction: float = 0.2, seed: SeedLike = 0) -> Tuple[CSR, CSR]:
     """Split each user's interactions at random into train and test (about ``test_fraction`` each)."""
-    if not 0.0 < float(test_fraction) < 1.0:
+    _check_csr(interactions, "interactions")
+    test_fraction = as_real(test_fraction, "test_fraction")
+    if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     test = rng.random(interactions.nnz) < float(test_fraction)
     return _subset(interactions, ~test), _subset(interactions, test)
+
+
+def _check_csr(m: Any, name: str) -> None:
+    """TypeError / ValueError naming ``name`` unless ``m`` is a consistent :class:`CSR`."""
+    if not isinstance(m, CSR):
+        raise TypeError(f"{name} must be a recsample.datasets.CSR (see CSR.from_coo), got {type(m).__name__}")
+    ptr, idx, data = np.asarray(m.indptr), np.asarray(m.indices), np.asarray(m.data)
+    try:
+        n_rows, n_cols = (int(m.shape[0]), int(m.shape[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"{name}.shape must be a pair of ints, got {m.shape!r}") from None
+    if ptr.dtype.kind not in "iu" or idx.dtype.kind not in "iu":
+        raise TypeError(f"{name}.indptr and {name}.indices must be integer arrays")
+    if ptr.shape != (n_rows + 1,) or ptr[0] != 0 or ptr[-1] != idx.size or (np.diff(ptr) < 0).any():
+        raise ValueError(f"{name}.indptr must be [{n_rows + 1}] non-decreasing from 0 to nnz = {idx.size}")
+    if idx.shape != data.shape:
+        raise ValueError(f"{name}.indices and {name}.data differ in shape: {idx.shape} and {data.shape}")
+    check_ids_below(idx, n_cols, f"{name}.indices")
 
 
 def _subset(m: CSR, keep: np.ndarray) -> CSR:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import MAX_CLASSES, as_float_array, as_id_array, as_int, as_real
+from ._validate import MAX_CLASSES, as_float_array, as_id_array, as_int, as_real, check_ids_below, check_output_fits
 
 __all__ = ["Graph", "random_walks"]
 
@@ -98,6 +98,7 @@ class Graph:
             n = as_int(num_nodes, "num_nodes", minimum=0, maximum=MAX_CLASSES)
         if n > MAX_CLASSES:
             raise ValueError(f"the graph has {n} nodes; at most 2^31-1 are supported")
+        check_output_fits(8 * (n + 1), "num_nodes")
         w = _weights(weights, s.size)
         return cls(_core.Graph.from_edges(s, d, w, n, bool(directed)))
 
@@ -165,7 +166,11 @@ class Graph:
             ``(src [n] int64, dst [n] int64)``.
         """
         n = as_int(n, "n", minimum=0, maximum=2**40)
-        return self._g.sample_edges(Stream.from_seed(seed).core, n)
+        check_output_fits(16 * n, "n")
+        stream = Stream.from_seed(seed)
+        if n == 0:  # zero draws are defined even for a graph without edges
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return self._g.sample_edges(stream.core, n)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -185,12 +190,30 @@ class Graph:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, got {type(state).__name__}")
         if state.get("kind") != "Graph" or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"not a Graph state of version {_STATE_VERSION}")
-        ip = np.ascontiguousarray(state["indptr"], dtype=np.int64)
-        ix = np.ascontiguousarray(state["indices"], dtype=np.int32)
+            raise ValueError(f"not a Graph state of version {_STATE_VERSION} (state['kind'] = {state.get('kind')!r}, "
+                             f"state['version'] = {state.get('version')!r})")
+        missing = [k for k in ("directed", "indptr", "indices", "weights") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing}")
+        directed = state["directed"]
+        if not isinstance(directed, (bool, np.bool_)):
+            raise TypeError(f"state['directed'] must be a bool, got {type(directed).__name__}")
+        ip = as_id_array(state["indptr"], "state['indptr']")
+        ix = as_id_array(state["indices"], "state['indices']")
+        if ip.size == 0:
+            raise ValueError("state['indptr'] must have at least one entry")
+        if ip.size - 1 > MAX_CLASSES:
+            raise ValueError(f"state['indptr'] describes {ip.size - 1} nodes; at most 2^31-1 are supported")
+        check_ids_below(ix, ip.size - 1, "state['indices']")
         w = state["weights"]
-        w = None if w is None else np.ascontiguousarray(w, dtype=np.float32)
-        return cls(_core.Graph.from_normalized(ip, ix, w, bool(state["directed"])))
+        if w is not None:
+            w = as_float_array(w, "state['weights']").astype(np.float32)
+            if w.shape != ix.shape:
+                raise ValueError(f"state['weights'] must have shape {ix.shape}, got {w.shape}")
+        try:
+            return cls(_core.Graph.from_normalized(ip, ix.astype(np.int32), w, bool(directed)))
+        except ValueError as e:
+            raise ValueError(f"state['indptr'] / state['indices'] / state['weights'] are not a valid graph: {e}") from None
 
     def __getstate__(self) -> Dict[str, Any]:
         return self.state_dict()
@@ -257,7 +280,9 @@ def random_walks(graph: Graph, start_nodes: Any, walk_length: int, *, p: float =
     qv = as_real(q, "q", low=0.0, low_open=True)
     if starts.size * length > 2**40:
         raise ValueError(f"start_nodes x walk_length = {starts.size * length} is too large for one call")
-    if out is not None:
+    if out is None:
+        check_output_fits(8 * starts.size * length, "walk_length")
+    else:
         if not isinstance(out, np.ndarray) or out.dtype != np.int64:
             raise TypeError("out must be an int64 numpy array")
         if out.shape != (starts.size, length):

@@ -45,6 +45,8 @@ def _relevant_pairs(relevant: Any, num_users: int) -> Tuple[np.ndarray, np.ndarr
             raise ValueError(f"relevant has {csr.shape[0]} rows but ranked has {num_users}")
         users = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
         return users, csr.indices.astype(np.int64)
+    if isinstance(relevant, (str, bytes)) or not hasattr(relevant, "__len__"):
+        raise TypeError(f"relevant must be a scipy.sparse matrix or a list of integer arrays, got {type(relevant).__name__}")
     if len(relevant) != num_users:
         raise ValueError(f"relevant has {len(relevant)} rows but ranked has {num_users}")
     items = [as_id_array(r, f"relevant[{i}]") for i, r in enumerate(relevant)]
@@ -61,7 +63,17 @@ def _hits(ranked: RankedLike, relevant: Any, k: int) -> Tuple[np.ndarray, np.nda
     users, items = _relevant_pairs(relevant, num_users)
     if items.size and items.min() < 0:
         raise IndexError("relevant contains negative item ids")
-    span = int(max(items.max(initial=-1), r.max(initial=-1))) + 1
+    # Item ids are arbitrary int64 labels: rank them among the relevant ids so that the keys
+    # user * span + item can never overflow (a ranked id not among them can never be a hit).
+    vocab = np.unique(items)
+    items = np.searchsorted(vocab, items)
+    if vocab.size:
+        pos_r = np.minimum(np.searchsorted(vocab, r), vocab.size - 1)
+        known = (r >= 0) & (vocab[pos_r] == r)
+    else:
+        pos_r, known = np.zeros_like(r), np.zeros(r.shape, dtype=bool)
+    r = np.where(known, pos_r, np.where(r >= 0, vocab.size, -1))
+    span = vocab.size + 1
     rel_keys = np.unique(users * span + items)
     counts = np.bincount(rel_keys // span, minlength=num_users) if span else np.zeros(num_users, dtype=np.int64)
     keys = np.arange(num_users, dtype=np.int64)[:, None] * span + r

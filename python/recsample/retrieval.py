@@ -12,7 +12,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validate import as_id_array, as_int, check_ids_below
+from ._validate import as_id_array, as_int, check_ids_below, check_output_fits
 
 __all__ = ["topk"]
 
@@ -36,6 +36,9 @@ def _exclusion(exclude: Any, num_queries: int, item_ids: Optional[np.ndarray], n
     elif hasattr(exclude, "indptr") and hasattr(exclude, "indices"):  # recsample.datasets.CSR
         indptr, indices, n_rows = exclude.indptr, exclude.indices, exclude.shape[0]
     else:
+        if isinstance(exclude, (str, bytes)) or not hasattr(exclude, "__iter__"):
+            raise TypeError(f"exclude must be a scipy.sparse matrix, a CSR or a list of integer arrays, "
+                            f"got {type(exclude).__name__}")
         rows = [as_id_array(r, f"exclude[{i}]") for i, r in enumerate(exclude)]
         n_rows = len(rows)
         indptr = np.concatenate([[0], np.cumsum([r.size for r in rows])])
@@ -84,6 +87,7 @@ def topk(queries: Any, items: Any, k: int, *, exclude: Any = None, item_ids: Any
     q = np.ascontiguousarray(q, dtype=dtype)
     x = np.ascontiguousarray(x, dtype=dtype)
     k = as_int(k, "k", minimum=0)
+    check_output_fits(q.shape[0] * k * (8 + q.itemsize), "k")
     ids_map = None
     if item_ids is not None:
         ids_map = as_id_array(item_ids, "item_ids")

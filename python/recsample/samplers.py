@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import SizeLike, as_float_array, as_id_array, as_int, as_size
+from ._validate import SizeLike, as_float_array, as_id_array, as_int, as_real, as_size, check_output_fits
 
 __all__ = [
     "Sampler",
@@ -81,6 +81,7 @@ class Sampler:
             int64 array of shape ``size``.
         """
         shape, n = as_size(size)
+        check_output_fits(8 * n, "size")
         return self._dist.sample(self._stream.core, n).reshape(shape)
 
     def probs(self, ids: Any) -> np.ndarray:
@@ -120,6 +121,7 @@ class Sampler:
         unique = bool(unique)
         if unique and k > self.num_classes:
             raise ValueError(f"num_sampled ({k}) > num_classes ({self.num_classes}) with unique=True")
+        check_output_fits(12 * k, "num_sampled")
         sampled, true_ec, sampled_ec = self._dist.sample_candidates(self._stream.core, t.reshape(-1), k, unique)
         return CandidateSample(sampled, true_ec.reshape(t.shape), sampled_ec)
 
@@ -144,6 +146,7 @@ class Sampler:
         rows = p.shape[0]
         if rows * k > 2**40:
             raise ValueError(f"positives rows x num_negatives = {rows * k} draws is too many for one call")
+        check_output_fits(12 * rows * k, "num_negatives")
         ids, log_probs = self._dist.sample_negatives(self._stream.core, p.reshape(-1), rows, k)
         return NegativeSample(ids, log_probs)
 
@@ -177,11 +180,17 @@ class Sampler:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, got {type(state).__name__}")
         if state.get("kind") != type(self).__name__:
-            raise ValueError(f"state is for {state.get('kind')!r}, not {type(self).__name__!r}")
+            raise ValueError(f"state['kind'] is {state.get('kind')!r}, not {type(self).__name__!r}")
         if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported state version {state.get('version')!r}")
-        self._load_dist_state(state)
-        self._stream = Stream.from_state(state["rng"])
+            raise ValueError(f"unsupported state['version'] {state.get('version')!r}")
+        try:
+            if not isinstance(state["rng"], dict):
+                raise ValueError(f"state['rng'] must be a dict, got {type(state['rng']).__name__}")
+            stream = Stream.from_state(state["rng"])
+            self._load_dist_state(state)
+            self._stream = stream
+        except KeyError as e:
+            raise ValueError(f"state is missing the entry {e}") from None
 
     def __getstate__(self) -> Dict[str, Any]:
         return self.state_dict()
@@ -254,10 +263,7 @@ class UnigramSampler(AliasSampler):
         c = as_float_array(counts, "counts", allow_int=True)
         if not np.all(np.isfinite(c)) or np.any(c < 0):
             raise ValueError("counts must be finite and non-negative")
-        p = float(power)
-        if not np.isfinite(p) or p < 0:
-            raise ValueError(f"power must be finite and >= 0, got {power}")
-        return c, p
+        return c, as_real(power, "power", low=0.0)
 
     def _weights(self) -> np.ndarray:
         c = self._counts.astype(np.float64)

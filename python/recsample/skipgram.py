@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._progress import Progress
 from ._rng import SeedLike, Stream
-from ._validate import as_float_array, as_id_array, as_int, as_real, check_ids_below
+from ._validate import as_float_array, as_id_array, as_int, as_real, check_finite, check_ids_below, check_output_fits
 from .samplers import Sampler, UnigramSampler
 
 __all__ = ["skipgram_pairs", "SkipGram", "SkipGramPairs", "TrainStats"]
@@ -100,6 +100,11 @@ def skipgram_pairs(sequences: Any, window: int, *, num_negatives: int = 5, sampl
     w = as_int(window, "window", minimum=1)
     k = as_int(num_negatives, "num_negatives", minimum=0, maximum=2**20)
     s = as_real(subsample, "subsample", low=0.0)
+    # Upper bound of the output: every real token of a sequence of length L pairs with at most
+    # 2 min(window, L - 1) others, each pair taking two ids and k negatives.
+    lengths = np.diff(offsets)
+    most = int(np.sum(lengths * 2 * np.minimum(w, np.maximum(lengths - 1, 0)), dtype=np.float64))
+    check_output_fits(most * 8 * (2 + k), "num_negatives")
     if sampler is None:
         counts = _core.count_tokens(tokens, offsets, -1)
         if counts.size == 0 or not counts.any():
@@ -150,6 +155,7 @@ class SkipGram:
         self.negatives = as_int(negatives, "negatives", minimum=0, maximum=_MAX_NEGATIVES)
         self.learning_rate = as_real(learning_rate, "learning_rate", low=0.0, low_open=True)
         self.min_learning_rate = as_real(min_learning_rate, "min_learning_rate", low=0.0, high=self.learning_rate)
+        check_output_fits(2 * 4 * self.num_nodes * self.dim, "num_nodes * dim")
         self._stream = Stream.from_seed(seed)
         init = np.random.default_rng([self._stream.core.key0, self._stream.core.key1])
         self._input = ((init.random((self.num_nodes, self.dim), dtype=np.float32) - 0.5) / self.dim).astype(np.float32)
@@ -232,6 +238,7 @@ class SkipGram:
         q = as_id_array(ids, "ids")
         k = as_int(k, "k", minimum=0)
         check_ids_below(q, self.num_nodes, "ids")
+        check_output_fits(q.size * k * 12, "k")
         with self._lock:
             norms = np.linalg.norm(self._input, axis=1, keepdims=True)
             unit = np.divide(self._input, norms, out=np.zeros_like(self._input), where=norms > 0)
@@ -259,14 +266,24 @@ class SkipGram:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, got {type(state).__name__}")
         if state.get("kind") != "SkipGram" or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"not a SkipGram state of version {_STATE_VERSION}")
+            raise ValueError(f"not a SkipGram state of version {_STATE_VERSION} (state['kind'] = "
+                             f"{state.get('kind')!r}, state['version'] = {state.get('version')!r})")
+        missing = [k for k in ("num_nodes", "dim", "negatives", "learning_rate", "min_learning_rate", "embeddings",
+                               "context_embeddings", "rng") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing}")
+        if not isinstance(state["rng"], dict):
+            raise ValueError(f"state['rng'] must be a dict, got {type(state['rng']).__name__}")
         fresh = SkipGram(state["num_nodes"], state["dim"], negatives=state["negatives"],
                          learning_rate=state["learning_rate"], min_learning_rate=state["min_learning_rate"], seed=0)
         shape = (fresh.num_nodes, fresh.dim)
         inp = as_float_array(state["embeddings"], "state['embeddings']", ndim=2)
         out = as_float_array(state["context_embeddings"], "state['context_embeddings']", ndim=2)
         if inp.shape != shape or out.shape != shape:
-            raise ValueError(f"state's matrices must have shape {shape}")
+            raise ValueError(f"state['embeddings'] and state['context_embeddings'] must have shape {shape}, "
+                             f"got {inp.shape} and {out.shape}")
+        check_finite(inp, "state['embeddings']")
+        check_finite(out, "state['context_embeddings']")
         fresh._input = np.array(inp, dtype=np.float32)
         fresh._output = np.array(out, dtype=np.float32)
         fresh._stream = Stream.from_state(state["rng"])

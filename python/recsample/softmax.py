@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import as_id_array, as_int, check_finite
+from ._validate import as_id_array, as_int, check_finite, check_output_fits
 
 __all__ = [
     "MASKED_LOGIT",
@@ -251,6 +251,7 @@ def sampled_logits(
     """
     x, w, lab, s, bias, tlq, slq = _sampled_args(inputs, weights, labels, sampled, biases, true_log_q, sampled_log_q)
     tau = _temperature(temperature)
+    check_output_fits(2 * 4 * x.shape[0] * (lab.shape[1] + s.shape[0]), "sampled")
     return _core.sampled_logits(x, w, lab, s, bias, tlq, slq, bool(remove_accidental_hits), tau)
 
 
@@ -288,6 +289,7 @@ def in_batch_logits(
     """
     q, c, qid, cid, lq = _in_batch_args(queries, candidates, query_ids, candidate_ids, log_q)
     tau = _temperature(temperature)
+    check_output_fits(4 * q.shape[0] * c.shape[0], "candidates")
     return _core.in_batch_logits(q, c, qid, cid, lq, tau, bool(remove_accidental_hits))
 
 
@@ -484,6 +486,7 @@ def sample_by_score(
         raise ValueError("items is empty")
     if unique and k > v.shape[0]:
         raise ValueError(f"num_samples ({k}) > number of items ({v.shape[0]}) with unique=True")
+    check_output_fits(12 * b * k, "num_samples")
     stream = Stream.from_seed(seed)
     ids, logp = _core.sample_by_score(stream.core, q, v, k, tau, ex, bool(unique))
     return ScoreSample(ids, logp)

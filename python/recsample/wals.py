@@ -12,18 +12,21 @@ Kernels: ``csrc/wals/wals_solve.*`` (exact Cholesky and conjugate-gradient row s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import threading
 import time
+import zipfile
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from . import _core
 from ._progress import Progress
-from ._validate import as_id_array, as_int, check_ids_below
+from ._validate import as_id_array, as_int, check_finite, check_ids_below, check_output_fits
 
 __all__ = ["WALS"]
 
@@ -112,6 +115,7 @@ def _as_csr(x: Any, name: str) -> _Csr:
         if not isinstance(shape_in, (tuple, list)) or len(shape_in) != 2:
             raise ValueError(f"{name}: shape must be a pair (users, items), got {shape_in!r}")
         shape = (as_int(shape_in[0], f"{name} shape[0]", minimum=0), as_int(shape_in[1], f"{name} shape[1]", minimum=0))
+        check_output_fits(8 * (shape[0] + shape[1] + 2), f"{name} shape")
         rows = as_id_array(r, f"{name} rows")
         cols = as_id_array(c, f"{name} cols")
         vals = np.asarray(v)
@@ -346,6 +350,7 @@ class WALS:
             raise TypeError("callback must be callable or None")
         users = _as_csr(interactions, "interactions")
         n_users, n_items = users.shape
+        check_output_fits((n_users + n_items) * self.factors * self.dtype.itemsize * 2, "interactions shape")
         if n_users == 0 or n_items == 0 or users.indices.size == 0:
             raise ValueError(f"interactions is empty (shape {users.shape}, {users.indices.size} non-zero entries)")
         u_extra, u_rhs = self._solver_arrays(users, "interactions")
@@ -432,6 +437,7 @@ class WALS:
         if m.shape[1] != n_items:
             raise ValueError(f"interactions_rows has {m.shape[1]} columns, the model has {n_items} items")
         extra, rhs = self._solver_arrays(m, "interactions_rows")
+        check_output_fits(m.shape[0] * self.factors * self.dtype.itemsize, "interactions_rows shape")
         X = np.zeros((m.shape[0], self.factors), dtype=self.dtype)
         if m.shape[0]:
             gram = _core.wals_gram(s.item_factors, self.num_threads)
@@ -533,11 +539,47 @@ class WALS:
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
-        if self._fitted is not None:  # pickle restores arrays writeable
-            for arr in (self._fitted.user_factors, self._fitted.item_factors):
-                arr.flags.writeable = False
+        if not isinstance(state, dict):
+            raise TypeError(f"WALS pickle state must be a dict, got {type(state).__name__}")
+        names = ("factors", "regularization", "unobserved_weight", "alpha", "confidence", "targets", "iterations",
+                 "solver", "cg_steps", "dtype", "seed", "num_threads")
+        missing = [k for k in names + ("_fitted",) if k not in state]
+        if missing:
+            raise ValueError(f"WALS pickle state is missing {missing}")
+        fresh = WALS(**{k: state[k] for k in names})  # validates every hyper-parameter by name
+        fitted = state["_fitted"]
+        if fitted is not None:
+            if not (isinstance(fitted, tuple) and len(fitted) == 4):
+                raise ValueError("WALS pickle state: _fitted must be (user_factors, item_factors, seen_indptr, "
+                                 "seen_indices) or None")
+            fitted = fresh._checked_fit(*fitted, where="WALS pickle state")
+        self.__dict__.update(fresh.__dict__)
+        self._fitted = fitted
+
+    def _checked_fit(self, X: Any, Y: Any, ptr: Any, idx: Any, *, where: str) -> _Fitted:
+        """Validated, read-only fitted arrays from a file or pickle; ValueError naming the bad one."""
+        arrays = {}
+        for key, a in (("user_factors", X), ("item_factors", Y)):
+            a = np.asarray(a)
+            if a.dtype != self.dtype or a.ndim != 2 or a.shape[1] != self.factors:
+                raise ValueError(f"{where}: {key} must be [n, {self.factors}] {self.dtype}, got {a.shape} {a.dtype}")
+            check_finite(a, f"{where}: {key}")
+            a = np.array(a, order="C")
+            a.flags.writeable = False
+            arrays[key] = a
+        for key, a in (("seen_indptr", ptr), ("seen_indices", idx)):
+            a = np.asarray(a)
+            if a.dtype.kind not in "iu" or a.ndim != 1:
+                raise ValueError(f"{where}: {key} must be a 1-D integer array, got {a.shape} {a.dtype}")
+            arrays[key] = np.ascontiguousarray(a, dtype=np.int64)
+        p, i = arrays["seen_indptr"], arrays["seen_indices"]
+        n_users, n_items = arrays["user_factors"].shape[0], arrays["item_factors"].shape[0]
+        if p.shape != (n_users + 1,) or p[0] != 0 or p[-1] != i.size or (np.diff(p) < 0).any():
+            raise ValueError(f"{where}: seen_indptr must be [{n_users + 1}] non-decreasing from 0 to "
+                             f"len(seen_indices) = {i.size}")
+        if i.size and (i.min() < 0 or i.max() >= n_items):
+            raise ValueError(f"{where}: seen_indices has ids outside [0, {n_items})")
+        return _Fitted(arrays["user_factors"], arrays["item_factors"], p, i)
 
     def save(self, path: Any) -> None:
         """Write the hyper-parameters and factors to an ``.npz`` file (no pickle inside).
@@ -556,28 +598,35 @@ class WALS:
     @classmethod
     def load(cls, path: Any) -> "WALS":
         """A model written by :meth:`save` (factors bit-identical)."""
-        with np.load(path, allow_pickle=False) as z:
+        with contextlib.ExitStack() as stack:
+            fh = stack.enter_context(open(path, "rb")) if isinstance(path, (str, os.PathLike)) else path
             try:
-                meta = json.loads(str(z["meta"]))
+                archive = np.load(fh, allow_pickle=False)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                raise ValueError(f"{path!s} is not a recsample.WALS .npz file: {e}") from None
+            if not hasattr(archive, "files"):
+                raise ValueError(f"{path!s} is a single .npy array, not a recsample.WALS .npz file")
+            z = stack.enter_context(archive)
+            try:
+                try:
+                    meta = json.loads(str(z["meta"]))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path!s}: 'meta' is not JSON ({e})") from None
+                if not isinstance(meta, dict) or not isinstance(meta.get("params"), dict):
+                    raise ValueError(f"{path!s}: 'meta' must be a JSON object with a 'params' object")
                 if meta.get("format") != "recsample.WALS":
                     raise ValueError("not a recsample.WALS file")
                 if meta.get("version") != _FORMAT_VERSION:
                     raise ValueError(f"unsupported WALS file version {meta.get('version')!r}")
                 params = dict(meta["params"])
-                params["dtype"] = np.dtype(params["dtype"])
-                model = cls(**params)
-                X = np.ascontiguousarray(z["user_factors"])
-                Y = np.ascontiguousarray(z["item_factors"])
-                ptr = np.ascontiguousarray(z["seen_indptr"], dtype=np.int64)
-                idx = np.ascontiguousarray(z["seen_indices"], dtype=np.int64)
+                try:
+                    model = cls(**params)
+                except TypeError as e:
+                    raise ValueError(f"{path!s}: bad 'params' in 'meta': {e}") from None
+                X, Y, ptr, idx = z["user_factors"], z["item_factors"], z["seen_indptr"], z["seen_indices"]
             except KeyError as e:
                 raise ValueError(f"{path!s} is missing {e} (not a recsample.WALS file)") from None
-        if X.dtype != model.dtype or Y.dtype != model.dtype or X.ndim != 2 or Y.ndim != 2 \
-                or X.shape[1] != model.factors or Y.shape[1] != model.factors or ptr.shape != (X.shape[0] + 1,):
-            raise ValueError(f"{path!s} holds inconsistent factors")
-        X.flags.writeable = False
-        Y.flags.writeable = False
-        model._fitted = _Fitted(X, Y, ptr, idx)
+        model._fitted = model._checked_fit(X, Y, ptr, idx, where=str(path))
         return model
 
 
