@@ -514,3 +514,143 @@ def test_one_model_hammered_from_four_threads():
     assert not errors
     assert np.isfinite(model.embeddings).all() and np.isfinite(model.context_embeddings).all()
     assert model.state_dict()["rng"]["position"] - before == 4 * 3 * walks.shape[0]
+
+
+# -- exact SGNS updates against a float64 numpy reference -------------------------------------------
+def reference_sgns(inp, out, rows, epochs, negatives, lr0, lr1):
+    """word2vec's SGNS, as SkipGram documents it, on a corpus whose every pair's negatives are
+    determined: only ids 0 and 1 occur, so a negative (never the pair's context) is 1 - context;
+    window 1 (a radius of 1 whatever the draw) and no subsampling leave no other randomness.
+
+    Per pair (center c, context o), in order: for the context (label 1) and then each of the K
+    negatives (label 0), step = (label - sigmoid(v_c . u_x)) * lr, the input's gradient
+    accumulates step * u_x (the old u_x) and u_x += step * v_c (the old v_c); after the K + 1
+    targets v_c += the accumulated gradient. lr decays linearly from lr0 to lr1 over the real
+    (non-padding) tokens of all epochs of the call, and is fixed per sequence at the fraction of
+    tokens done before it."""
+    v, u = inp.astype(np.float64), out.astype(np.float64)
+    total = epochs * sum(int((r >= 0).sum()) for r in rows)
+    done = 0
+    for _ in range(epochs):
+        for row in rows:
+            seq = row[row >= 0]
+            lr = lr0 + (lr1 - lr0) * (done / total)
+            for i in range(seq.size):
+                for j in (i - 1, i + 1):
+                    if not 0 <= j < seq.size:
+                        continue
+                    c, o = seq[i], seq[j]
+                    g = np.zeros(v.shape[1])
+                    for x, label in [(o, 1.0)] + [(1 - o, 0.0)] * negatives:
+                        step = (label - 1.0 / (1.0 + np.exp(-(v[c] @ u[x])))) * lr
+                        g += step * u[x]
+                        u[x] = u[x] + step * v[c]
+                    v[c] += g
+            done += seq.size
+    return v, u
+
+
+def _two_id_model(num_nodes, dim, negatives, lr0, lr1, seed):
+    m = rs.SkipGram(num_nodes, dim=dim, negatives=negatives, learning_rate=lr0, min_learning_rate=lr1, seed=seed)
+    # Non-zero output vectors, so the very first update already moves the input vectors.
+    m.context_embeddings[:] = 0.5 * np.random.default_rng(seed).normal(size=(num_nodes, dim)).astype(np.float32)
+    return m
+
+
+# Tolerance: values are O(0.1-1); float32 rounding (2^-24 relative per operation, dot products of
+# 8 terms, a few hundred dependent updates) stays near 1e-7-1e-6 absolute. A wrong order (u updated
+# before the input's gradient reads it, or v updated per target), a wrong schedule (lr per pair,
+# over padded tokens, restarting per epoch) or a wrong sign changes the vectors by ~1e-3 or more;
+# the test checks that the reference with a constant lr is that far off.
+SGNS_ATOL = 2e-6
+
+
+@pytest.mark.parametrize("negatives", [1, 3])
+def test_sgns_single_step_matches_reference(negatives):
+    """One sequence [0, 1]: pair (0, 1) with negative 0, then (1, 0) with negative 1, at lr0."""
+    rs.set_num_threads(1)
+    m = _two_id_model(3, 8, negatives, 0.4, 0.001, seed=11)
+    v_ref, u_ref = reference_sgns(m.embeddings, m.context_embeddings, [np.array([0, 1])], 1, negatives, 0.4, 0.001)
+    before = m.embeddings.copy(), m.context_embeddings.copy()
+    stats = m.train([np.array([0, 1])], epochs=1, window=1, subsample=0.0, progress=False)
+    assert stats.pairs == 2 and stats.words == 2
+    np.testing.assert_allclose(m.embeddings, v_ref, rtol=0, atol=SGNS_ATOL)
+    np.testing.assert_allclose(m.context_embeddings, u_ref, rtol=0, atol=SGNS_ATOL)
+    # id 2 never occurs: it is neither trained nor ever drawn as a negative (zero unigram weight).
+    np.testing.assert_array_equal(m.embeddings[2], before[0][2])
+    np.testing.assert_array_equal(m.context_embeddings[2], before[1][2])
+    # Both rows of both matrices moved by far more than the tolerance.
+    assert (np.abs(m.embeddings[:2] - before[0][:2]).max(axis=1) > 100 * SGNS_ATOL).all()
+    assert (np.abs(m.context_embeddings[:2] - before[1][:2]).max(axis=1) > 100 * SGNS_ATOL).all()
+
+
+def test_sgns_schedule_over_many_sequences_and_epochs_matches_reference():
+    """45 padded sequences of 0/1 tokens (blocks of 2-3 sequences per kernel call, so the decay runs
+    both across calls and inside one), 2 epochs: every step's lr follows the documented linear
+    decay over real tokens."""
+    rs.set_num_threads(1)
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(2, 6, size=45)
+    padded = np.full((45, 5), -1, dtype=np.int64)
+    for r, n in enumerate(lengths):
+        padded[r, :n] = rng.integers(0, 2, size=n)
+    rows = list(padded)
+    m = _two_id_model(2, 8, 2, 0.1, 0.002, seed=12)
+    v_ref, u_ref = reference_sgns(m.embeddings, m.context_embeddings, rows, 2, 2, 0.1, 0.002)
+    v_flat, _ = reference_sgns(m.embeddings, m.context_embeddings, rows, 2, 2, 0.1, 0.1)
+    assert np.abs(v_flat - v_ref).max() > 100 * SGNS_ATOL  # the schedule matters at this tolerance
+    stats = m.train(padded, epochs=2, window=1, subsample=0.0, progress=False)
+    assert stats.pairs == 2 * 2 * int((lengths - 1).sum())
+    np.testing.assert_allclose(m.embeddings, v_ref, rtol=0, atol=SGNS_ATOL)
+    np.testing.assert_allclose(m.context_embeddings, u_ref, rtol=0, atol=SGNS_ATOL)
+
+
+def _trained_pair(n, walks, seed):
+    m = rs.SkipGram(n, dim=8, negatives=3, seed=seed)
+    m.train(walks[:200], epochs=1, window=3, progress=False)
+    return m
+
+
+def test_training_continues_exactly_after_restore(community_walks):
+    """The documented contract (state_dict: "everything needed to continue exactly"): a model
+    restored from state_dict() or pickle, then trained, equals the original trained the same way
+    after the snapshot, bit for bit (one thread). Each train() call runs its own learning-rate
+    decay, so the reference is the original object continuing, not one longer call."""
+    n, _, walks = community_walks
+    rs.set_num_threads(1)
+    model = _trained_pair(n, walks, seed=9)
+    state = model.state_dict()
+    blob = pickle.dumps(model)
+    copies = [_restore(state), pickle.loads(blob)]
+    more = walks[200:500]
+    model.train(more, epochs=2, window=3, subsample=1e-3, progress=False)
+    for copy in copies:
+        copy.train(more, epochs=2, window=3, subsample=1e-3, progress=False)
+        np.testing.assert_array_equal(copy.embeddings, model.embeddings)
+        np.testing.assert_array_equal(copy.context_embeddings, model.context_embeddings)
+        a, b = copy.state_dict()["rng"], model.state_dict()["rng"]
+        np.testing.assert_array_equal(a["key"], b["key"])
+        assert (a["position"], a["spawned"]) == (b["position"], b["spawned"])
+    # Teeth: the same matrices with a different stream position (negatives, windows and
+    # subsampling draw from it) train to different vectors, so the stream really is restored.
+    other = _restore(state)
+    other.train(walks[:1], epochs=1, window=3, progress=False)  # advances the stream
+    other.load_state_dict({**other.state_dict(), "embeddings": state["embeddings"],
+                           "context_embeddings": state["context_embeddings"]})
+    other.train(more, epochs=2, window=3, subsample=1e-3, progress=False)
+    assert not np.array_equal(other.embeddings, model.embeddings)
+
+
+def test_successive_train_calls_use_fresh_draws():
+    """Two train() calls on one corpus continue the stream: the second call's negatives and windows
+    are not a replay of the first's (its stream positions follow the first call's)."""
+    rs.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    walks = rng.integers(0, 30, (20, 12))
+    a = rs.SkipGram(30, dim=4, seed=3)
+    p0 = a.state_dict()["rng"]["position"]
+    a.train(walks, window=2, progress=False)
+    p1 = a.state_dict()["rng"]["position"]
+    a.train(walks, window=2, progress=False)
+    p2 = a.state_dict()["rng"]["position"]
+    assert p1 - p0 == walks.shape[0] and p2 - p1 == walks.shape[0]

@@ -43,7 +43,7 @@ def ref_sampled_loss(kind, x, w, labels, sampled, bias, tlq, slq, remove, tau, s
     else:
         sp = np.logaddexp(0.0, logits) - logits * y
         loss = np.where(mask, 0.0, sp).sum(axis=1)
-        g = np.where(mask, 0.0, 1.0 / (1.0 + np.exp(-logits)) - y)
+        g = np.where(mask, 0.0, np.exp(-np.logaddexp(0.0, -logits)) - y)  # sigmoid, stable for any logit
     g = g * sw[:, None] / tau
     dx = np.einsum("bc,bcd->bd", g, w[ids])
     dw = np.zeros_like(w)
@@ -198,13 +198,56 @@ def test_no_biases_and_defaults():
     assert r.grad_biases is None
 
 
-def test_large_logits_are_stable():
-    x, w, labels, sampled, *_ = problem(collide=False)
-    xf, wf = f32(50 * x, w)
-    for fn in (rs.sampled_softmax_loss, rs.nce_loss):
-        r = fn(xf, wf, labels, sampled)
-        assert np.isfinite(r.loss).all() and np.isfinite(r.grad_inputs).all()
-        assert np.isfinite(r.grad_weights.values).all()
+def _isa_levels():
+    return range(_core._cpu_isa_level() + 1)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "in_batch"])
+def test_large_logits_match_reference(kind):
+    """Logits in the hundreds to ~1000 (exp overflows float32 past ~88): loss and gradients must equal
+    the float64 reference (stable log-sum-exp), not merely be finite, on every ISA path.
+
+    Tolerance: each float32 logit carries a relative error of about d * 2^-24 (~5e-7 at d = 9) of
+    sum|x_i w_i|; close()'s 1e-5 of the largest value (~1e-2 absolute on losses of ~1000) sits well
+    above that rounding and far below what a dropped max-shift (inf / nan), a dropped bias or logQ
+    term (O(1) per row) or a sigmoid that saturates wrongly would give."""
+    x, w, labels, sampled, bias, tlq, slq, sw = problem(seed=2, b=70, n=60, d=9, s=40, t=2)
+    x = 50 * x
+    xf, wf, bf, tf, sf, swf = f32(x, w, bias, tlq, slq, sw)
+    if kind == "in_batch":
+        c = wf[:60]
+        lq = (3 * np.random.default_rng(2).normal(size=60)).astype(np.float32)
+        ref = ref_in_batch_loss(xf[:50].astype(float), c.astype(float), None, None, lq.astype(float), 0.5, True,
+                                swf[:50].astype(float))
+        logits = xf[:50].astype(float) @ c.astype(float).T / 0.5
+    else:
+        ref = ref_sampled_loss(kind, xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
+                               tf.astype(float), sf.astype(float), True, 0.5, swf.astype(float))
+        logits = ref_logits(xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
+                            tf.astype(float), sf.astype(float), True, 0.5)[0]
+    assert np.abs(logits).max() > 200  # the regime where a naive exp overflows float32
+    try:
+        for level in _isa_levels():
+            _core._set_isa_level(level)
+            if kind == "in_batch":
+                r = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, sample_weight=swf[:50])
+                fwd = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, return_grads=False)
+                got = [r.loss, r.grad_queries, r.grad_candidates]
+                want = list(ref)
+            else:
+                fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
+                kw = dict(biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.5, remove_accidental_hits=True)
+                r = fn(xf, wf, labels, sampled, sample_weight=swf, **kw)
+                fwd = fn(xf, wf, labels, sampled, return_grads=False, **kw)
+                loss, dx, dw, db = ref
+                got = [r.loss, r.grad_inputs, r.grad_weights.values, r.grad_biases.values]
+                want = [loss, dx, dw[r.grad_weights.ids], db[r.grad_biases.ids]]
+            for a, b in zip(got, want):
+                assert np.isfinite(a).all()
+                close(a, b)
+            close(fwd.loss, want[0])
+    finally:
+        _core._set_isa_level(-1)
 
 
 def test_kernel_gradient_by_finite_differences():
@@ -318,45 +361,94 @@ def test_thread_count_invariance():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("remove", [True, False])
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "in_batch"])
-def test_backward_across_blocks_and_super_chunks(kind):
+def test_backward_across_blocks_and_super_chunks(kind, remove):
     """300 rows: several row blocks (8-32 rows, by ISA path) and two 256-row super-chunks, the last
-    block part-filled; d = 40 pads to 64. Every ISA path against the float64 reference."""
+    block part-filled; d = 40 pads to 64; 250 sampled / 313 in-batch columns: two 192-column dW ranges
+    and (in-batch) two 256-column dX k-blocks. In-batch log_q differs in every column (a constant one cancels out of a softmax),
+    so a kernel that dropped or misaligned it in any block or column range fails. Every ISA path
+    against the float64 reference, with and without accidental-hit removal."""
     x, w, labels, sampled, bias, tlq, slq, sw = problem(seed=5, b=300, n=400, d=40, s=250, t=2)
     xf, wf, bf, tf, sf, swf = f32(x, w, bias, tlq, slq, sw)
     if kind == "in_batch":
-        cid = np.random.default_rng(5).integers(0, 200, size=313)  # duplicates to mask
-        ref = ref_in_batch_loss(xf.astype(float), wf[:313].astype(float), None, cid, sf[:1].repeat(313).astype(float),
-                                0.7, True, swf.astype(float))
+        rng = np.random.default_rng(5)
+        cid = rng.integers(0, 200, size=313)  # duplicates to mask
+        lq = (2.0 * rng.normal(size=313) - 4).astype(np.float32)
+        ref = ref_in_batch_loss(xf.astype(float), wf[:313].astype(float), None, cid, lq.astype(float),
+                                0.7, remove, swf.astype(float))
+        # The test can fail: without log_q the reference moves by far more than the tolerance.
+        no_lq = ref_in_batch_loss(xf.astype(float), wf[:313].astype(float), None, cid, np.zeros(313), 0.7, remove,
+                                  swf.astype(float))
+        assert np.abs(no_lq[0] - ref[0]).max() > 100 * 1e-5 * max(1.0, np.abs(ref[0]).max())
     else:
         ref = ref_sampled_loss(kind, xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
-                               tf.astype(float), sf.astype(float), True, 0.7, swf.astype(float))
+                               tf.astype(float), sf.astype(float), remove, 0.7, swf.astype(float))
     try:
-        for level in range(_core._cpu_isa_level() + 1):
+        for level in _isa_levels():
             _core._set_isa_level(level)
             if kind == "in_batch":
-                r = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=sf[:1].repeat(313), temperature=0.7,
-                                             sample_weight=swf)
+                r = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
+                                             remove_accidental_hits=remove, sample_weight=swf)
                 close(r.loss, ref[0])
                 close(r.grad_queries, ref[1])
                 close(r.grad_candidates, ref[2])
+                fwd = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
+                                               remove_accidental_hits=remove, return_grads=False)
+                close(fwd.loss, ref[0])
                 continue
             fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
             r = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
-                   remove_accidental_hits=True, sample_weight=swf)
+                   remove_accidental_hits=remove, sample_weight=swf)
             loss, dx, dw, db = ref
             close(r.loss, loss)
             close(r.grad_inputs, dx)
             close(r.grad_weights.values, dw[r.grad_weights.ids])
             close(r.grad_biases.values, db[r.grad_biases.ids])
+            fwd = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
+                     remove_accidental_hits=remove, return_grads=False)
+            close(fwd.loss, loss)
     finally:
         _core._set_isa_level(-1)
 
 
+def test_in_batch_log_q_across_row_blocks_and_column_chunks():
+    """300 queries x 4500 candidates: the forward path streams two 4096-column chunks, the backward
+    path many 192-column dW ranges and 256-column dX k-blocks, over 10-38 row blocks and two
+    super-chunks. log_q varies per column, so a chunk or block that used the wrong column's log_q,
+    or none, fails. Every ISA path, forward only and forward + backward."""
+    rng = np.random.default_rng(21)
+    b, c, d = 300, 4500, 8
+    q = rng.normal(size=(b, d)).astype(np.float32)
+    cand = rng.normal(size=(c, d)).astype(np.float32)
+    cid = rng.integers(0, 3000, size=c)
+    lq = (1.5 * rng.normal(size=c) - 6).astype(np.float32)
+    sw = rng.uniform(0.5, 2, size=b).astype(np.float32)
+    ref = ref_in_batch_loss(q.astype(float), cand.astype(float), None, cid, lq.astype(float), 0.8, True,
+                            sw.astype(float))
+    # Chunk-local sensitivity: zeroing log_q in the second forward chunk alone moves the loss.
+    lq_cut = lq.astype(float).copy()
+    lq_cut[4096:] = 0.0
+    cut = ref_in_batch_loss(q.astype(float), cand.astype(float), None, cid, lq_cut, 0.8, True, sw.astype(float))[0]
+    assert np.abs(cut - ref[0]).max() > 100 * 1e-5 * max(1.0, np.abs(ref[0]).max())
+    try:
+        for level in _isa_levels():
+            _core._set_isa_level(level)
+            r = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, sample_weight=sw)
+            close(r.loss, ref[0])
+            close(r.grad_queries, ref[1])
+            close(r.grad_candidates, ref[2])
+            fwd = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, return_grads=False)
+            close(fwd.loss, ref[0])
+    finally:
+        _core._set_isa_level(-1)
+
+
+@pytest.mark.parametrize("remove", [True, False])
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
-def test_forward_streams_column_chunks(kind):
+def test_forward_streams_column_chunks(kind, remove):
     """9000 sampled columns: the forward-only path streams three column chunks (online log-sum-exp),
-    with accidental hits in every chunk."""
+    with accidental hits in every chunk (removed, or kept as ordinary negatives)."""
     rng = np.random.default_rng(3)
     b, n, d, s = 40, 20_000, 8, 9000
     x = rng.normal(size=(b, d)).astype(np.float32)
@@ -366,11 +458,11 @@ def test_forward_streams_column_chunks(kind):
     sampled[[10, 5000, 8999]] = labels[[0, 1, 2], 0]  # hits in each chunk
     slq = (rng.normal(size=s) - 3).astype(np.float32)
     fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
-    fwd = fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=True, return_grads=False)
+    fwd = fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=remove, return_grads=False)
     ref = ref_sampled_loss(kind, x.astype(float), w.astype(float), labels, sampled, np.zeros(n), np.zeros((b, 1)),
-                           slq.astype(float), True, 1.0, np.ones(b))[0]
+                           slq.astype(float), remove, 1.0, np.ones(b))[0]
     close(fwd.loss, ref)
-    close(fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=True).loss, ref)
+    close(fn(x, w, labels, sampled, sampled_log_q=slq, remove_accidental_hits=remove).loss, ref)
 
 
 def test_in_batch_forward_positive_in_a_later_chunk():
