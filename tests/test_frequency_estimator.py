@@ -19,11 +19,13 @@ import math
 import os
 import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import recsample as rs
+from forking import in_child
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -650,31 +652,6 @@ def test_continuation_after_restore_equals_the_straight_run():
         np.testing.assert_array_equal(straight.frequency(ids), other.frequency(ids))
 
 
-def _run_in_child(work) -> bytes:
-    """Fork; the child runs work() -> bytes, writes it to a pipe and exits without cleanup."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            data = work()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view):]
-        finally:
-            os._exit(0)
-    os.close(w)
-    chunks = []
-    while True:
-        chunk = os.read(r, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    return b"".join(chunks)
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_copies_continue_independently():
     """The estimator draws no random numbers (its hashes are fixed by `seed`), so a forked child
@@ -692,7 +669,7 @@ def test_forked_copies_continue_independently():
         feed(est, child_part, 50_000)
         return np.r_[float(est.clock), est.frequency(ids)].tobytes()
 
-    got = np.frombuffer(_run_in_child(child), dtype=np.float64)
+    got = np.frombuffer(in_child(child), dtype=np.float64)
     feed(est, parent_part, 50_000)
     expect_child = rs.FrequencyEstimator(1 << 15, 2, seed=4)
     feed(expect_child, np.r_[prefix, child_part])
@@ -702,6 +679,39 @@ def test_forked_copies_continue_independently():
     np.testing.assert_array_equal(got[1:], expect_child.frequency(ids))
     state_equal(est.state_dict(), expect_parent.state_dict())
     assert est.clock == 200_000 and not np.array_equal(got[1:], est.frequency(ids))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_updates():
+    """A background thread keeps updating (the write lock held, GIL released) while the main thread
+    forks, as a training loop forking DataLoader workers does. fork() waits for the running update,
+    so the child copies a whole state and a lock nobody holds: it can update and query at once."""
+    rs.set_num_threads(2)
+    est = rs.FrequencyEstimator(1 << 20, 2, seed=5)
+    batch = np.arange(2_000_000) % 50_000
+    stop = threading.Event()
+
+    def keep_updating():
+        while not stop.is_set():
+            est.update(batch)
+
+    def child():
+        clock = est.clock
+        assert clock % batch.size == 0  # whole batches only: no update was copied half-done
+        est.update(np.arange(1000))
+        f = est.frequency(np.arange(1000))
+        assert est.clock == clock + 1000 and np.isfinite(f).all()
+        return f.tobytes()
+
+    t = threading.Thread(target=keep_updating)
+    t.start()
+    try:
+        time.sleep(0.05)
+        for _ in range(3):
+            assert len(in_child(child, timeout=20.0)) == 8000
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_empty_batch_is_a_no_op():

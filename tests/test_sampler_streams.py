@@ -4,11 +4,13 @@ one sampler hammered from several Python threads."""
 import os
 import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import recsample as rs
+from forking import fork, in_child
 
 FACTORIES = {
     "alias": lambda: rs.AliasSampler(np.random.default_rng(0).random(5000), seed=42),
@@ -110,7 +112,7 @@ def test_forked_children_do_not_replay_the_parent_stream():
     outputs = []
     for _ in range(2):
         r, w = os.pipe()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:  # child: draw with the pool too (a big call), send, exit without cleanup
             try:
                 os.write(w, s.sample(200_000)[:1000].tobytes())
@@ -130,6 +132,111 @@ def test_forked_children_do_not_replay_the_parent_stream():
     assert outputs[0].size == outputs[1].size == 1000
     assert not np.array_equal(outputs[0], outputs[1])
     assert not np.array_equal(outputs[0], parent) and not np.array_equal(outputs[1], parent)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_children_do_not_replay_the_dynamic_sampler_stream():
+    """DynamicSampler (sum tree, its own stream): two forked children draw differently from each
+    other and from the parent's continuation, with a pool-sized call in the child; a child's
+    update stays in the child."""
+    s = rs.DynamicSampler(np.ones(10**6), seed=1)
+    s.sample(5000)
+    rs.set_num_threads(2)
+
+    def child():
+        out = s.sample(200_000)[:1000]
+        s.update(np.array([0]), np.array([0.0]))  # the child's own copy of the weights
+        return out.tobytes()
+
+    outputs = [np.frombuffer(in_child(child), dtype=np.int64) for _ in range(2)]
+    parent = s.sample(200_000)[:1000]
+    assert outputs[0].size == outputs[1].size == 1000
+    # 1000 uniform draws from 10^6 classes: two independent streams agree on ~1 position; a replay
+    # agrees on all 1000. Fewer than 100 equal positions rules out any replay, shifted or not.
+    assert (outputs[0] == outputs[1]).sum() < 100
+    assert (outputs[0] == parent).sum() < 100 and (outputs[1] == parent).sum() < 100
+    assert s.weights[0] == 1.0  # the child's update did not reach the parent
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_the_thread_pool_is_busy():
+    """A Python thread keeps the kernel thread pool busy (4 threads) while the main thread forks:
+    each child must run multi-threaded kernels to completion (a fresh pool, not the parent's
+    workers, which do not exist in the child, nor its held locks) and get the thread-count
+    invariant result; a hang fails after the timeout."""
+    rs.set_num_threads(4)
+    busy = rs.AliasSampler(np.random.default_rng(0).random(10**5), seed=3)
+    busy.sample(100_000)  # the pool exists before the first fork
+    stop = threading.Event()
+    errors = []
+
+    def keep_busy():
+        try:
+            while not stop.is_set():
+                busy.sample(1_000_000)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    w = rng.normal(size=(2000, 16)).astype(np.float32)
+    labels = rng.integers(0, 2000, size=(300, 1))
+    sampled = rng.integers(0, 2000, size=700)
+
+    def child():
+        rs.set_num_threads(4)
+        a = rs.UniformSampler(10**6, seed=5).sample(400_000)
+        loss = rs.sampled_softmax_loss(x, w, labels, sampled)
+        rs.set_num_threads(1)
+        b = rs.UniformSampler(10**6, seed=5).sample(400_000)
+        one = rs.sampled_softmax_loss(x, w, labels, sampled)
+        same = np.array_equal(a, b) and np.array_equal(loss.loss, one.loss) and np.array_equal(
+            loss.grad_inputs, one.grad_inputs)
+        return b"same" if same else b"diff"
+
+    t = threading.Thread(target=keep_busy)
+    t.start()
+    try:
+        time.sleep(0.05)
+        for _ in range(3):
+            assert in_child(child) == b"same"
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    # The parent's pool still works after the forks.
+    np.testing.assert_array_equal(rs.UniformSampler(10**6, seed=5).sample(400_000),
+                                  rs.UniformSampler(10**6, seed=5).sample(400_000))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_draws_from_a_dynamic_sampler():
+    """A Python thread draws from a DynamicSampler (its read lock held, GIL released) while the main
+    thread forks, as a training loop with a background sampling thread forking DataLoader workers
+    does. The child must be able to draw and to update its copy: a lock inherited in the held
+    state would make update() wait forever for a reader that does not exist in the child."""
+    rs.set_num_threads(2)
+    s = rs.DynamicSampler(np.ones(10**6), seed=2)
+    stop = threading.Event()
+
+    def keep_drawing():
+        while not stop.is_set():
+            s.sample(2_000_000)
+
+    def child():
+        s.sample(100_000)
+        s.add(np.array([0, 1]))
+        return s.weights[:2].tobytes()
+
+    t = threading.Thread(target=keep_drawing)
+    t.start()
+    try:
+        time.sleep(0.05)
+        for _ in range(3):
+            assert np.array_equal(np.frombuffer(in_child(child, timeout=10.0), dtype=np.float64), [2.0, 2.0])
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_four_threads_hammering_one_sampler_reserve_disjoint_streams(make):

@@ -105,7 +105,7 @@ void FrequencyEstimator::clear_tables() {
 }
 
 uint64_t FrequencyEstimator::clock() const {
-  std::shared_lock<std::shared_mutex> lock(mutex_);
+  std::shared_lock<ForkSafeSharedMutex> lock(mutex_);
   return clock_;
 }
 
@@ -169,7 +169,7 @@ void FrequencyEstimator::apply_hits(int j, const int64_t* ids, int64_t n, uint64
 
 void FrequencyEstimator::update(const int64_t* ids, int64_t n) {
   require(n >= 0, "ids must not be negative-sized");
-  std::unique_lock<std::shared_mutex> lock(mutex_);
+  std::unique_lock<ForkSafeSharedMutex> lock(mutex_);
   if (n == 0) return;
   require(static_cast<uint64_t>(n) <= kMaxClock - clock_,
           "ids: applying " + std::to_string(n) + " ids would advance the clock past 2^48 - 1 (it is at " +
@@ -217,7 +217,7 @@ double FrequencyEstimator::max_effective_gap(int64_t id, uint64_t now) const {
 }
 
 void FrequencyEstimator::frequency(const int64_t* ids, int64_t n, double* out) const {
-  std::shared_lock<std::shared_mutex> lock(mutex_);
+  std::shared_lock<ForkSafeSharedMutex> lock(mutex_);
   const uint64_t now = clock_;
   parallel_chunks(n, 1 << 14, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = 1.0 / max_effective_gap(ids[i], now);
@@ -227,7 +227,7 @@ void FrequencyEstimator::frequency(const int64_t* ids, int64_t n, double* out) c
 void FrequencyEstimator::expected_count(const int64_t* ids, int64_t n, double batch_size, bool log_space,
                                         float* out) const {
   require(std::isfinite(batch_size) && batch_size > 0, "batch_size must be finite and > 0");
-  std::shared_lock<std::shared_mutex> lock(mutex_);
+  std::shared_lock<ForkSafeSharedMutex> lock(mutex_);
   const uint64_t now = clock_;
   const double log_batch = std::log(batch_size);
   parallel_chunks(n, 1 << 14, [&](int64_t, int64_t begin, int64_t end) {
@@ -239,13 +239,13 @@ void FrequencyEstimator::expected_count(const int64_t* ids, int64_t n, double ba
 }
 
 void FrequencyEstimator::reset() {
-  std::unique_lock<std::shared_mutex> lock(mutex_);
+  std::unique_lock<ForkSafeSharedMutex> lock(mutex_);
   clear_tables();
   clock_ = 0;
 }
 
 void FrequencyEstimator::export_state(int64_t* last, uint16_t* hits, float* gap, float* cusum, uint64_t* clock) const {
-  std::shared_lock<std::shared_mutex> lock(mutex_);
+  std::shared_lock<ForkSafeSharedMutex> lock(mutex_);
   const int64_t total = static_cast<int64_t>(total_buckets());
   parallel_chunks(total, 1 << 16, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -280,7 +280,7 @@ void FrequencyEstimator::import_state(const int64_t* last, const uint16_t* hits,
       }
     }
   });
-  std::unique_lock<std::shared_mutex> lock(mutex_);
+  std::unique_lock<ForkSafeSharedMutex> lock(mutex_);
   parallel_chunks(total, 1 << 16, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       buckets_[static_cast<size_t>(i)] = Bucket{pack(static_cast<uint64_t>(last[i]), hits[i]), gap[i], cusum[i]};

@@ -49,6 +49,7 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "common/fork_safe_mutex.hpp"
 #include "common/random_stream.hpp"
 
 namespace recsample {
@@ -139,7 +140,7 @@ class FrequencyEstimator {
   std::vector<uint64_t> xor_keys_, multipliers_;
   std::unique_ptr<Bucket[], FreeDeleter> buckets_;  // num_hashes tables of num_buckets, hash-major
   uint64_t clock_ = 0;
-  mutable std::shared_mutex mutex_;
+  mutable ForkSafeSharedMutex mutex_;
 };
 
 }  // namespace recsample

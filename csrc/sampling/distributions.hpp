@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fork_safe_mutex.hpp"
 #include "common/checks.hpp"
 #include "common/large_array.hpp"
 #include "sampling/alias_table.hpp"
@@ -139,12 +140,12 @@ class DynamicDistribution {
   void prefetch(int64_t i) const { __builtin_prefetch(tree_.leaves() + i); }
   void draw(Xoshiro256pp& rng, int64_t* out, int64_t n) const { tree_.draw(rng, out, n); }
   int64_t draw_one(Xoshiro256pp& rng) const { return tree_.draw_one(rng); }
-  std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock<std::shared_mutex>(mutex_); }
+  std::shared_lock<ForkSafeSharedMutex> read_lock() const { return std::shared_lock<ForkSafeSharedMutex>(mutex_); }
 
   void set(const int64_t* ids, const double* values, int64_t m) {
     check_ids(ids, m, tree_.size(), "ids");
     checked_weight_sum(values, m, "weights");
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::unique_lock<ForkSafeSharedMutex> lock(mutex_);
     tree_.set(ids, values, m);
   }
   void add(const int64_t* ids, const double* deltas, int64_t m) {
@@ -153,13 +154,13 @@ class DynamicDistribution {
       // (the message is built only on failure: this loop runs for every id of every batch)
       if (!std::isfinite(deltas[k])) throw std::invalid_argument("deltas must be finite; deltas[" + std::to_string(k) + "] is not");
     }
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::unique_lock<ForkSafeSharedMutex> lock(mutex_);
     tree_.add(ids, deltas, m);
   }
 
  private:
   SumTree tree_;
-  mutable std::shared_mutex mutex_;
+  mutable ForkSafeSharedMutex mutex_;
 };
 
 }  // namespace recsample
