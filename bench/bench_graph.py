@@ -472,6 +472,7 @@ def _sgns_record(e: Dict[str, Any], c: Dict[str, Any], ours_s: List[float], anch
              anchor="gensim==4.4.0 Word2Vec(sg=1)")
     if anchor_s:
         am = statistics.median(anchor_s)
+        e["anchor_blas"] = gd.blas_env.anchor_blas("scipy")  # gensim's word2vec calls scipy.linalg.blas
         e["anchor_train_s"] = am
         e["anchor_build_vocab_s"] = statistics.median(vocab_s)
         e["anchor_pairs_per_s"] = c["pairs"] * epochs / am

@@ -10,7 +10,8 @@ back to back, and the figures are per step. ``extra_info`` holds ms/step, GFLOP/
 times that forward+backward), the SGEMM ceiling measured in this session (numpy 4096^3 matmul)
 and the FMA peak (bare FMA chains, ``recsample._core._fma_peak_gflops``), the fraction of each
 that each side reaches, ``ratio`` = anchor time / recsample time, and ``speedup_bound``, the
-largest ratio the FMA peak allows. ``python bench/softmax_table.py out.json ...`` prints the table.
+largest ratio the FMA peak allows, and ``anchor_blas``, the BLAS the anchor's products ran on
+(``blas_env.anchor_blas``). ``python bench/softmax_table.py out.json ...`` prints the table.
 
 Run alone (TensorFlow's thread pools are configured on first use):
     python -m pytest bench/bench_softmax.py -p no:cacheprovider --benchmark-json out.json
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 
 import recsample
+from blas_env import anchor_blas
 from conftest import SEED, record
 from recsample.demo.softmax import numpy_sampled_softmax_step
 
@@ -268,6 +270,7 @@ def test_sampled_softmax(benchmark, sgemm_gflops, fma_peak_gflops, d, mode, anch
     paired(benchmark, ours, theirs, anchor, {"d": d, "mode": mode, "B": B, "S": S, "N": N,
                                              "threads": recsample.get_num_threads(), "flops_per_step": flops})
     record_flops(benchmark, flops, sgemm_gflops, fma_peak_gflops)
+    benchmark.extra_info["anchor_blas"] = anchor_blas(anchor)
 
 
 # -- in-batch -------------------------------------------------------------------------------------
@@ -357,3 +360,4 @@ def test_in_batch_softmax(benchmark, sgemm_gflops, fma_peak_gflops, mode, anchor
     paired(benchmark, ours, theirs, anchor, {"d": 64, "mode": mode, "B": B_IN, "C": B_IN,
                                              "threads": recsample.get_num_threads(), "flops_per_step": flops})
     record_flops(benchmark, flops, sgemm_gflops, fma_peak_gflops)
+    benchmark.extra_info["anchor_blas"] = anchor_blas(anchor)

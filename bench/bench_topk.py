@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import recsample
+from blas_env import anchor_blas
 
 SCALE = float(os.environ.get("RECSAMPLE_BENCH_TOPK_SCALE", "1"))
 NQ, NI, DIM, K = int(10**4 * SCALE), int(10**6 * SCALE), 64, 100
@@ -88,3 +89,11 @@ def test_topk_vs_numpy_and_faiss(benchmark, data, threads):
         pass
     _run(benchmark, lambda: recsample.topk(q, x, K), anchors)
     recsample.set_num_threads(0)
+    benchmark.extra_info["threads"] = threads
+    try:  # the BLAS each anchor ran on, read under the same thread limit as numpy's anchor
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(threads):
+            benchmark.extra_info["anchor_blas"] = {name: anchor_blas(name) for name in anchors}
+    except ImportError:
+        benchmark.extra_info["anchor_blas"] = {name: anchor_blas(name) for name in anchors}

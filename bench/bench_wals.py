@@ -3,7 +3,9 @@
 Both libraries fit the same matrix with the same objective: implicit's ``alpha=a`` weights a stored
 value r by ``a * r`` with unobserved weight 1, which is ``WALS(confidence="implicit", alpha=a,
 unobserved_weight=1)``; same factors, iterations, regularization and CG steps (3). BLAS is limited
-to one thread for both (threadpoolctl); both use the same number of worker threads.
+to one thread for both (threadpoolctl); both use the same number of worker threads. implicit's CPU
+ALS calls scipy's OpenBLAS (``scipy.linalg.cython_blas``); each row's ``anchor_blas`` records that
+library, its run-time kernel (``architecture``) and thread count.
 
 * ``test_wals_speed``: seconds per iteration (median over iterations and rounds, from each
   library's per-iteration callback; recsample's covers its two half-steps, implicit's the same two
@@ -33,6 +35,7 @@ import numpy as np
 import pytest
 
 import recsample
+from blas_env import anchor_blas
 
 implicit_als = pytest.importorskip("implicit.cpu.als")
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -151,9 +154,11 @@ def test_wals_speed(benchmark: Any, name: str, solver: str, factors: int, thread
                 _fit_recsample(recsample_model(factors, solver, TIMED_ITERATIONS, threads), m, ours_iter)
 
             benchmark.pedantic(ours, setup=anchor, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+            blas = anchor_blas("scipy")  # implicit's CPU ALS calls scipy.linalg.cython_blas (limited to 1 thread)
         finally:
             recsample.set_num_threads(0)
     e = benchmark.extra_info
+    e["anchor_blas"] = blas
     e.update(dataset=name, shape=list(m.shape), nnz=int(m.nnz), solver=solver, factors=factors, threads=threads,
              iterations_per_round=TIMED_ITERATIONS, anchor="implicit==0.7.3 AlternatingLeastSquares",
              unit="seconds per iteration", loadavg_1min=[load_before, os.getloadavg()[0]])
@@ -227,9 +232,11 @@ def test_wals_quality(benchmark: Any, name: str, solver: str) -> None:
                 out["ours"].append(precision_ndcg_at_10(model.user_factors, model.item_factors, train, test))
 
             benchmark.pedantic(ours, setup=anchor, rounds=QUALITY_SEEDS, iterations=1, warmup_rounds=0)
+            blas = anchor_blas("scipy")
         finally:
             recsample.set_num_threads(0)
     e = benchmark.extra_info
+    e["anchor_blas"] = blas
     e.update(dataset=name, solver=solver, factors=factors, threads=threads, iterations=iterations, alpha=ALPHA,
              regularization=REGULARIZATION, seeds=QUALITY_SEEDS, anchor="implicit==0.7.3 AlternatingLeastSquares")
     e["recsample_precision_at_10_per_seed"] = [p for p, _ in out["ours"]]

@@ -6,19 +6,29 @@
 * ``threads``: sets ``recsample.set_num_threads`` (and torch's) for one test, restores after.
 * ``compare``: times recsample and an anchor in the same run, rounds interleaved, and records
   draws/second (medians) and the ratio recsample / anchor in ``benchmark.extra_info``.
+
+First of all, before numpy is imported, ``blas_env.unpin()`` removes this machine's OpenBLAS pin
+(``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) from this process's environment, so that every anchor
+runs the CPU's own BLAS kernels; it raises if a BLAS was loaded before with the pin in effect.
+Every benchmark JSON records, once per run, under ``machine_info["blas"]``: what was removed (with
+the former values), ``threadpoolctl.threadpool_info()`` and the FMA peak (see ``blas_env.py``).
 """
 
 from __future__ import annotations
 
-import atexit
-import math
-import os
-import resource
-import shutil
-import statistics
-import tempfile
-import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import blas_env  # first: no numpy in it
+
+blas_env.unpin()  # before anything below imports numpy (or scipy, torch, implicit, gensim)
+
+import atexit  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
 
@@ -168,6 +178,25 @@ def get_dist(n: int) -> Dist:
             _DISTS.pop(next(iter(_DISTS)))
         _DISTS[n] = Dist(n)
     return _DISTS[n]
+
+
+def pytest_report_header(config: Any) -> List[str]:
+    """The unpinning and the BLAS kernels loaded at start (numpy's; scipy's loads later, on use)."""
+    return blas_env.header_lines()
+
+
+_MACHINE_BLAS: Dict[str, Any] = {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: Any, machine_info: Dict[str, Any]) -> None:
+    """Once per run, in the JSON's ``machine_info["blas"]``: the removed pin variables and their
+    former values, ``threadpoolctl.threadpool_info()`` at the end of the run (every BLAS the anchors
+    loaded, with OpenBLAS's run-time kernel as ``architecture``), torch's BLAS when torch was used,
+    and the measured FMA peak (``recsample._core._fma_peak_gflops``, all threads and one)."""
+    if not _MACHINE_BLAS:
+        _MACHINE_BLAS.update(blas_env.machine_blas())
+    machine_info["blas"] = dict(_MACHINE_BLAS)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@
   mode) in a fresh interpreter, so that its peak resident memory can be read from its own
   ``VmHWM`` and compared with its own baseline (after imports and loading the CSR arrays).
   :class:`WalkWorker` drives one from the benchmark process, one walk round per request, so that
-  rounds of different methods can be interleaved while each keeps its own memory record.
+  rounds of different methods can be interleaved while each keeps its own memory record. The
+  worker's environment has no OpenBLAS pin (``blas_env.clean_env``), like the benchmark process.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
-import numpy as np
+import blas_env  # no numpy in it; this folder is on sys.path (pytest's rootdir, or the worker's script dir)
+
+if __name__ == "__main__":  # a worker: unpin OpenBLAS before numpy loads (WalkWorker passes a clean env too)
+    blas_env.unpin()
+
+import numpy as np  # noqa: E402
 
 SEED = 20240611
 GRAPH_CACHE = os.environ.get("RECSAMPLE_BENCH_GRAPH_CACHE", "/tmp")
@@ -391,7 +397,7 @@ class WalkWorker:
                  steps: int, start_count: Optional[int] = None) -> None:
         cfg = dict(method=method, graph=graph_path, p=p, q=q, threads=threads, walks_per_node=walks_per_node,
                    steps=steps, start_count=start_count)
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(max(threads, os.cpu_count() or 1)))
+        env = blas_env.clean_env(NUMBA_NUM_THREADS=str(max(threads, os.cpu_count() or 1)))  # no OpenBLAS pin
         self.method = method
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "worker", json.dumps(cfg)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)

@@ -2,6 +2,8 @@
 
 Usage: python bench/report.py LABEL=results.json [LABEL=more.json ...]
 (LABEL names the run, e.g. ``main`` for /work/venv and ``tf`` for the TensorFlow venv.)
+The header names, per run, the BLAS kernels the anchors ran on and the measured FMA peak
+(``machine_info["blas"]``, see ``blas_env.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from typing import Any, Dict, List, Optional, Tuple
+
+from blas_env import json_summary
 
 
 def load(args: List[str]) -> List[Dict[str, Any]]:
@@ -75,9 +79,20 @@ def draws_table(rows: List[Dict[str, Any]], mode: str, anchors: List[str]) -> st
     )
 
 
+def blas_header(args: List[str]) -> str:
+    """One line per run: BLAS libraries with their run-time kernel, torch's BLAS, FMA peak, unpinning."""
+    lines = []
+    for arg in args:
+        label, _, path = arg.partition("=")
+        if not path:
+            label, path = "", label
+        lines.append(f"- run `{label or path}`: {json_summary(path)}")
+    return "BLAS and FMA peak of each run:\n\n" + "\n".join(lines) + "\n"
+
+
 def main(argv: List[str]) -> None:
     rows = load(argv)
-    out: List[str] = []
+    out: List[str] = [blas_header(argv)]
     out.append("### 1. Draws in batches of 4096 (10^7 draws per recsample round)\n")
     out.append(draws_table(rows, "batch4096", ["vose", "cdf_searchsorted", "numpy_choice", "torch_float64", "torch_float32", "tf_fixed_unigram"]))
     out.append("\n### 1b. Draws in one call of 10^7\n")

@@ -110,7 +110,7 @@ def train_softmax(data: Data, method: str, *, dim: int, epochs: int, batch: int,
     opt_u, opt_v = Adagrad(U, lr), Adagrad(V, lr)
     uniform = rs.UniformSampler(data.num_items, seed=seed)
     unigram = rs.UnigramSampler(data.item_counts, power=0.75, seed=seed + 1)
-    estimator = rs.FrequencyEstimator(num_buckets=1 << 16, num_hashes=2, learning_rate=0.01, seed=seed)
+    estimator = rs.FrequencyEstimator(num_buckets=1 << 16, num_hashes=2, seed=seed)
     rows, cols = data.pairs
     steps = epochs * ((rows.size + batch - 1) // batch)
     bar = Progress(steps, f"  {method:<14}", enabled=progress)
