@@ -561,3 +561,266 @@ def test_one_model_from_several_threads():
         t.join()
     assert not errors, errors
     np.testing.assert_array_equal(model.recommend(np.arange(400), k=5)[0], expected)
+
+
+# -- regularization_scaling="count" (ALS-WR, Spark ML's ALS) -----------------------------------------
+# Spark (ml/recommendation/ALS.scala, computeFactors, implicitPrefs): a row's lambda is
+# regParam * numExplicits, numExplicits counting the row's ratings > 0. The reference below counts
+# them with numpy directly from the dense values.
+def ref_half_step_rows(C, P, Y, lam_rows):
+    """Rows of X solving (Y' diag(C_i) Y + lam_rows[i] I) x_i = Y' diag(C_i) P_i, densely."""
+    f = Y.shape[1]
+    X = np.zeros((C.shape[0], f))
+    for i in range(C.shape[0]):
+        if not P[i].any():  # zero right-hand side: x_i = 0 (A may be singular when lam_rows[i] = 0)
+            continue
+        A = (Y * C[i][:, None]).T @ Y + lam_rows[i] * np.eye(f)
+        X[i] = np.linalg.solve(A, Y.T @ (C[i] * P[i]))
+    return X
+
+
+def ref_objective_count(C, P, X, Y, lam, values):
+    n_users, n_items = (values > 0).sum(axis=1), (values > 0).sum(axis=0)
+    reg = lam * (n_users @ np.sum(X * X, axis=1) + n_items @ np.sum(Y * Y, axis=1))
+    return float(np.sum(C * (P - X @ Y.T) ** 2) + reg)
+
+
+def with_negative_entries(values):
+    """values with some entries set to -0.5 (weight 1 + 1 * -0.5 = 0.5 >= 0 under alpha = 1) and user 5's
+    entries all negative: Spark's count is of positive entries only, so user 5 gets lambda * 0."""
+    v = values.copy()
+    rng = np.random.default_rng(99)
+    flip = (v != 0) & (rng.random(v.shape) < 0.2)
+    v[flip] = -0.5
+    v[5][v[5] != 0] = -0.5
+    assert (v[5] != 0).any() and not (v[5] > 0).any()
+    return v
+
+
+def test_positive_counts_are_sparks_num_explicits():
+    from recsample.wals import _as_csr, _positive_counts, _transpose
+
+    values = with_negative_entries(random_interactions(seed=30)[1])
+    m = _as_csr(as_tuple(values), "interactions")
+    np.testing.assert_array_equal(_positive_counts(m), (values > 0).sum(axis=1))
+    np.testing.assert_array_equal(_positive_counts(_transpose(m)[0]), (values > 0).sum(axis=0))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-8)])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("negative", [False, True])
+def test_count_scaled_half_steps_match_dense_reference(dtype, tol, solver, negative):
+    mask, values = random_interactions(seed=31)
+    if negative:
+        values = with_negative_entries(values)
+        mask = values != 0
+    f, lam, w0 = 6, 0.05, 1.0
+    C, P = dense_weights(mask, values, "linear", 1.0, "binary", w0)
+    _, Y0 = init_factors(SEED, *values.shape, f, dtype)
+    n_users, n_items = (values > 0).sum(axis=1), (values > 0).sum(axis=0)
+    X1 = ref_half_step_rows(C, P, Y0.astype(np.float64), lam * n_users)
+
+    def check(got, want):
+        if dtype == np.float64 and solver == "cholesky":
+            np.testing.assert_allclose(got, want, rtol=tol, atol=1e-10 * scale(want))
+        else:  # float32, or CG (stops at r.r <= 1e-20): absolute to the factors' scale, as above
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale(want))
+
+    try:
+        for level in range(_core._cpu_isa_level() + 1):  # every ISA path of the kernel
+            _core._set_isa_level(level)
+            model = rs.WALS(f, regularization=lam, regularization_scaling="count", unobserved_weight=w0, alpha=1.0,
+                            confidence="linear", iterations=1, solver=solver, cg_steps=60, dtype=dtype, seed=SEED)
+            model.fit(sp.csr_matrix(values), progress=False)
+            assert model.user_factors.dtype == dtype
+            check(model.user_factors, X1)
+            # the item half-step, from the user factors the model actually had
+            Y1 = ref_half_step_rows(C.T, P.T, model.user_factors.astype(np.float64), lam * n_items)
+            check(model.item_factors, Y1)
+            assert not model.user_factors[3].any() and not model.item_factors[7].any()
+    finally:
+        _core._set_isa_level(-1)
+    # the scaling matters here: the constant-lambda reference is far from the count-scaled one
+    X_const = ref_half_step_rows(C, P, Y0.astype(np.float64), np.full(values.shape[0], lam))
+    assert np.abs(X_const - X1).max() > 1e3 * tol * scale(X1)
+
+
+def test_count_scaling_matches_sparks_normal_equations():
+    """Spark's own form on non-negative ratings: YtY + sum_{r>0} c1 y y' + regParam n I, rhs sum_{r>0} (1 + c1) y."""
+    _, values = random_interactions(seed=32)
+    f, reg, alpha = 5, 0.1, 3.0
+    model = rs.WALS(f, regularization=reg, regularization_scaling="count", alpha=alpha, confidence="linear",
+                    unobserved_weight=1.0, targets="binary", iterations=1, solver="cholesky", dtype=np.float64,
+                    seed=SEED).fit(as_tuple(values), progress=False)
+    _, Y = init_factors(SEED, *values.shape, f, np.float64)
+    X = np.zeros((values.shape[0], f))
+    for u in range(values.shape[0]):
+        ata, atb, num_explicits = Y.T @ Y, np.zeros(f), 0
+        for j in np.flatnonzero(values[u]):
+            c1 = alpha * abs(values[u, j])
+            if values[u, j] > 0:
+                num_explicits += 1
+                atb += (1.0 + c1) * Y[j]
+            ata = ata + c1 * np.outer(Y[j], Y[j])
+        if num_explicits:
+            X[u] = np.linalg.solve(ata + num_explicits * reg * np.eye(f), atb)
+    np.testing.assert_allclose(model.user_factors, X, rtol=1e-8, atol=1e-10 * scale(X))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_row_regularization_adds_to_the_diagonal(dtype):
+    """_core.wals_half_step: diagonal lambda + rho_i per row; None / absent = the constant-lambda path."""
+    mask, values = random_interactions(seed=33)
+    f, lam, w0 = 7, 0.02, 0.5
+    C, P = dense_weights(mask, values, "log", 2.0, "values", w0)
+    m = sp.csr_matrix(values)
+    m.sort_indices()
+    indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+    w = 1.0 + 2.0 * np.log1p(m.data)
+    extra, rhs = (w - w0).astype(dtype), (w * m.data).astype(dtype)
+    Y = np.random.default_rng(3).random((values.shape[1], f)).astype(dtype)
+    gram = Y.astype(np.float64).T @ Y.astype(np.float64)
+    rho = np.random.default_rng(4).random(values.shape[0]) * 2.0
+    rho[::4] = 0.0
+    ref = ref_half_step_rows(C, P, Y.astype(np.float64), lam + rho)
+    tol = 1e-4 if dtype == np.float32 else 1e-8
+    for solver, steps in ((0, 1), (1, 60)):
+        X = np.zeros((values.shape[0], f), dtype=dtype)
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, X, gram, w0, lam, solver, steps, 0, row_regularization=rho)
+        np.testing.assert_allclose(X, ref, rtol=0, atol=tol * scale(ref))
+        # today's positional call, None, and an all-zero rho: the same solve, bit for bit (with rho = 0
+        # the exact solver's diagonal is G's own and CG adds 0 * p, which changes no value)
+        plain = np.zeros_like(X)
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, plain, gram, w0, lam, solver, steps, 0)
+        for kw in ({"row_regularization": None}, {"row_regularization": np.zeros(values.shape[0])}):
+            again = np.zeros_like(X)
+            _core.wals_half_step(indptr, indices, extra, rhs, Y, again, gram, w0, lam, solver, steps, 0, **kw)
+            np.testing.assert_array_equal(again, plain)
+    X = np.zeros((values.shape[0], f), dtype=dtype)
+    bad = rho.copy()
+    bad[2] = -1.0
+    with pytest.raises(ValueError, match="row_regularization"):
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, X, gram, w0, lam, 0, 1, 0, row_regularization=bad)
+    bad[2] = np.nan
+    with pytest.raises(ValueError, match="row_regularization"):
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, X, gram, w0, lam, 0, 1, 0, row_regularization=bad)
+    with pytest.raises(ValueError, match="row_regularization"):
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, X, gram, w0, lam, 0, 1, 0, row_regularization=rho[:-1])
+    with pytest.raises(TypeError):  # float64 only, never a silent conversion
+        _core.wals_half_step(indptr, indices, extra, rhs, Y, X, gram, w0, lam, 0, 1, 0,
+                             row_regularization=rho.astype(np.float32))
+
+
+def test_count_scaled_objective_matches_dense_and_never_increases_with_exact_solver():
+    mask, values = random_interactions(n_users=50, n_items=35, seed=34)
+    lam, w0 = 0.02, 0.3
+    losses = []
+    model = rs.WALS(5, regularization=lam, regularization_scaling="count", unobserved_weight=w0, alpha=2.0,
+                    iterations=8, solver="cholesky", dtype=np.float64, seed=SEED)
+    model.fit(as_tuple(values), progress=False, callback=lambda it, s, loss: losses.append(loss))
+    for before, after in zip(losses, losses[1:]):
+        assert after <= before * (1 + 1e-12)
+    assert losses[-1] < losses[0]
+    C, P = dense_weights(mask, values, "linear", 2.0, w0=w0)
+    dense = ref_objective_count(C, P, model.user_factors, model.item_factors, lam, values)
+    assert model.loss(as_tuple(values)) == pytest.approx(dense, rel=1e-10)
+    assert losses[-1] == pytest.approx(dense, rel=1e-10)
+    # the same factors under the constant-lambda objective: a different number
+    plain = rs.WALS(5, regularization=lam, unobserved_weight=w0, alpha=2.0, dtype=np.float64)
+    plain._fitted = model._fitted
+    assert plain.loss(as_tuple(values)) == pytest.approx(ref_objective(C, P, model.user_factors, model.item_factors,
+                                                                       lam), rel=1e-10)
+    assert abs(plain.loss(as_tuple(values)) - dense) > 1e-6 * dense
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-8)])
+def test_count_scaled_fold_in_is_an_exact_half_step(dtype, tol):
+    mask, values = random_interactions(seed=35)
+    lam = 0.05
+    model = rs.WALS(6, regularization=lam, regularization_scaling="count", alpha=3.0, iterations=3, solver="cg",
+                    dtype=dtype, seed=SEED).fit(as_tuple(values), progress=False)
+    new = random_interactions(n_users=9, seed=36, empty_user=2)[1]
+    C, P = dense_weights(new > 0, new, "linear", 3.0)
+    ref = ref_half_step_rows(C, P, model.item_factors.astype(np.float64), lam * (new > 0).sum(axis=1))
+    got = model.fold_in(sp.csr_matrix(new))
+    assert got.shape == (9, 6) and got.dtype == dtype and not got[2].any()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol * scale(ref))
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_count_scaled_factors_do_not_depend_on_the_thread_count(solver, dtype):
+    _, values = random_interactions(n_users=3000, n_items=500, density=0.02, seed=37)
+    matrix = sp.csr_matrix(values)
+    results = []
+    for threads in (1, 2, 3):  # the autouse fixture restores the default afterwards
+        rs.set_num_threads(threads)
+        m = rs.WALS(16, iterations=2, regularization=0.05, regularization_scaling="count", solver=solver,
+                    dtype=dtype, seed=SEED).fit(matrix, progress=False)
+        results.append((m.user_factors, m.item_factors, m.fold_in(matrix[:50]), m.loss(matrix)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_count_scaling_round_trips_and_old_files_load_as_none(tmp_path):
+    _, values = random_interactions(seed=38)
+    model = rs.WALS(5, regularization=0.2, regularization_scaling="count", alpha=3.0, iterations=2,
+                    solver="cholesky", dtype=np.float64, seed=9, num_threads=1).fit(as_tuple(values), progress=False)
+    assert model.get_params()["regularization_scaling"] == "count"
+    assert "regularization_scaling='count'" in repr(model)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    rows = sp.csr_matrix(values[:6])
+    for other in (rs.WALS.load(path), pickle.loads(pickle.dumps(model))):
+        assert other.regularization_scaling == "count" and other.get_params() == model.get_params()
+        np.testing.assert_array_equal(other.user_factors, model.user_factors)
+        np.testing.assert_array_equal(other.fold_in(rows), model.fold_in(rows))
+        assert other.loss(as_tuple(values)) == model.loss(as_tuple(values))
+    # a file written before the option existed: its params have no "regularization_scaling"
+    import json
+
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["params"]["regularization_scaling"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    old = tmp_path / "old.npz"
+    with open(old, "wb") as fh:
+        np.savez(fh, **arrays)
+    loaded = rs.WALS.load(old)
+    assert loaded.regularization_scaling == "none"
+    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+    # and a pickle state from before the option
+    state = model.__getstate__()
+    del state["regularization_scaling"]
+    restored = rs.WALS.__new__(rs.WALS)
+    restored.__setstate__(state)
+    assert restored.regularization_scaling == "none"
+    np.testing.assert_array_equal(restored.user_factors, model.user_factors)
+
+
+def test_count_scaling_without_regularization_is_refused_when_singular():
+    # lambda * n_i = 0 on every row: the relative pivot test still refuses the singular row systems
+    data = singular_problem(2, 5)
+    for seed in range(50):
+        with pytest.raises(ValueError, match="positive definite"):
+            rs.WALS(5, regularization=0.0, regularization_scaling="count", unobserved_weight=0.0, iterations=1,
+                    solver="cholesky", dtype=np.float64, seed=seed).fit(data, progress=False)
+    # and with lambda > 0 each row's own lambda * n_i makes its system definite
+    m = rs.WALS(5, regularization=0.1, regularization_scaling="count", unobserved_weight=0.0, iterations=1,
+                solver="cholesky", dtype=np.float64, seed=0).fit(data, progress=False)
+    assert np.isfinite(m.user_factors).all()
+
+
+def test_bad_regularization_scaling():
+    for bad in ("spark", "Count", ""):
+        with pytest.raises(ValueError, match="regularization_scaling"):
+            rs.WALS(regularization_scaling=bad)
+    for bad in (None, 1, True, ["count"]):
+        with pytest.raises(TypeError, match="regularization_scaling"):
+            rs.WALS(regularization_scaling=bad)
+    state = rs.WALS().__getstate__()
+    state["regularization_scaling"] = "sometimes"
+    with pytest.raises(ValueError, match="regularization_scaling"):
+        rs.WALS.__new__(rs.WALS).__setstate__(state)

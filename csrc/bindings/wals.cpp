@@ -3,7 +3,9 @@
 // never read out of bounds.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "bindings/array_helpers.hpp"
@@ -46,7 +48,8 @@ void def_wals(py::module_& m) {
   m.def(
       "wals_half_step",
       [](CArray<int64_t> indptr, CArray<int64_t> indices, CArray<T> extra, CArray<T> rhs, CArray<T> Y, CArray<T> X,
-         CArray<double> gram, double w0, double regularization, int solver, int cg_steps, int num_threads) {
+         CArray<double> gram, double w0, double regularization, int solver, int cg_steps, int num_threads,
+         std::optional<CArray<double>> row_regularization) {
         require(X.ndim() == 2, "X must be 2-D");
         const int64_t rows = X.shape(0), k = X.shape(1);
         require(k >= 1, "factors must be >= 1");
@@ -55,6 +58,12 @@ void def_wals(py::module_& m) {
         require(solver == 0 || solver == 1, "solver must be 0 (cholesky) or 1 (cg)");
         require(X.writeable(), "X must be writeable");
         check_half_step_csr<T>(indptr, indices, extra, rhs, rows, Y.shape(0));
+        const double* rho = nullptr;
+        if (row_regularization) {
+          require(row_regularization->ndim() == 1 && row_regularization->shape(0) == rows,
+                  "row_regularization must be 1-D with one entry per row of X (" + std::to_string(rows) + ")");
+          rho = row_regularization->data();
+        }
         const int64_t* ip = indptr.data();
         const int64_t* ix = indices.data();
         const T* e = extra.data();
@@ -66,12 +75,15 @@ void def_wals(py::module_& m) {
         py::gil_scoped_release release;
         check_csr(ip, rows, ix, nnz, cols, "indices");
         wals_half_step<T>(ip, ix, e, r, rows, y, cols, k, g, w0, regularization, static_cast<WalsSolver>(solver),
-                          cg_steps, x, num_threads);
+                          cg_steps, x, num_threads, rho);
       },
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("extra").noconvert(),
       py::arg("rhs").noconvert(), py::arg("Y").noconvert(), py::arg("X").noconvert(), py::arg("gram").noconvert(),
       py::arg("unobserved_weight"), py::arg("regularization"), py::arg("solver"), py::arg("cg_steps"),
-      py::arg("num_threads") = 0, "One WALS half-step: solves every row of X in place with Y fixed.");
+      py::arg("num_threads") = 0, py::kw_only(), py::arg("row_regularization").noconvert() = py::none(),
+      "One WALS half-step: solves every row of X in place with Y fixed. row_regularization: optional "
+      "float64 [rows], added per row to regularization on the diagonal (Spark's ALS-WR: regularization 0, "
+      "row_regularization = regParam * n_i).");
   m.def(
       "wals_observed_loss",
       [](CArray<int64_t> indptr, CArray<int64_t> indices, CArray<T> weight, CArray<T> target, CArray<T> X,

@@ -328,6 +328,10 @@ struct HalfStep {
   const T* Y;
   int64_t k, kp;
   const T* G;  // kp x kp: w0 Y'Y + lambda I, zero-padded
+  // Per-row regularization rho_i (null: none). The exact solver sets row i's diagonal to
+  // T(gdiag[d] + rho_i), one rounding as for G's own diagonal; CG adds rho_i p to every G p.
+  const double* row_reg;
+  const double* gdiag;  // [k] float64 diagonal of w0 Y'Y + lambda I, before the cast to T
   WalsSolver solver;
   int cg_steps;
   T* X;
@@ -353,7 +357,7 @@ RS_INLINE void cg_pass(const HalfStep<T>& h, bool whole, T* buf, const int64_t* 
 }
 
 // CG (Hu, Koren & Volinsky's, as in implicit) for R = 1 or 2 non-empty rows at once, from their
-// current factors: r = b - A x, then cg_steps steps with A p = G p + Y_i' (extra o (Y_i p)). A row
+// current factors: r = b - A x, then cg_steps steps with A p = G p [+ rho_i p] + Y_i' (extra o (Y_i p)). A row
 // stops when r.r <= 1e-20 or p.Ap <= 0. Each row's arithmetic is its own; only the sweep over G is
 // shared (symv2), which computes each product exactly as two separate sweeps would in order of b.
 template <class T>
@@ -385,6 +389,13 @@ RS_INLINE void cg_rows(const HalfStep<T>& h, const int64_t* rows, int R, T* buf,
   } else {
     symv<T>(h.G, k, kp, x[0], Ap[0]);
   }
+  T rho[2] = {T(0), T(0)};
+  if (h.row_reg != nullptr) {  // A = G + rho_i I + Y_i' diag(extra) Y_i: add rho_i x (padding stays 0)
+    for (int s = 0; s < R; ++s) {
+      rho[s] = static_cast<T>(h.row_reg[rows[s]]);
+      axpy<T>(Ap[s], rho[s], x[s], kp);
+    }
+  }
   for (int s = 0; s < R; ++s) {
     // r = b - A x = sum_j (rhs_j - extra_j y_j.x) y_j - G x; beta = -extra, negated in blocks.
     for (int64_t d = 0; d < kp; ++d) r[s][d] = -Ap[s][d];
@@ -414,6 +425,7 @@ RS_INLINE void cg_rows(const HalfStep<T>& h, const int64_t* rows, int R, T* buf,
     }
     for (int s = 0; s < R; ++s) {
       if (!active[s]) continue;
+      if (h.row_reg != nullptr) axpy<T>(Ap[s], rho[s], p[s], kp);
       cg_pass<T>(h, whole[s], bufs[s], h.indices + lo[s], n[s], nullptr, h.extra + lo[s], p[s], Ap[s]);
       // Stop where p is (numerically) orthogonal to Ap: a direction in the matrix's null space, along
       // which a step would only add rounding noise (singular rows: lambda = 0 with too few entries).
@@ -474,6 +486,12 @@ RS_INLINE void solve_chunk_impl(const HalfStep<T>& h, int64_t chunk) {
 
     if (h.solver == WalsSolver::kCholesky) {
       std::memcpy(A.data(), h.G, static_cast<size_t>(kp * kp) * sizeof(T));
+      if (h.row_reg != nullptr) {
+        // Row i's own diagonal: the pivot test in cholesky_solve then measures each pivot
+        // against this row's system, rho_i included.
+        const double rho = h.row_reg[i];
+        for (int64_t d = 0; d < k; ++d) A[static_cast<size_t>(d * kp + d)] = static_cast<T>(h.gdiag[d] + rho);
+      }
       for (int64_t d = 0; d < kp; ++d) x[d] = T(0);
       for (int64_t j0 = 0; j0 < n; j0 += h.block_rows) {
         const int64_t m = std::min(h.block_rows, n - j0);
@@ -568,17 +586,29 @@ void wals_gram(const T* Y, int64_t n, int64_t k, double* out, int num_threads) {
 template <class T>
 void wals_half_step(const int64_t* indptr, const int64_t* indices, const T* extra, const T* rhs, int64_t rows,
                     const T* Y, int64_t cols, int64_t k, const double* gram, double w0, double regularization,
-                    WalsSolver solver, int cg_steps, T* X, int num_threads) {
+                    WalsSolver solver, int cg_steps, T* X, int num_threads, const double* row_regularization) {
   (void)cols;
   require(k >= 1, "wals_half_step: factors must be >= 1");
   require(cg_steps >= 1 || solver == WalsSolver::kCholesky, "wals_half_step: cg_steps must be >= 1");
   require(std::isfinite(w0) && w0 >= 0, "wals_half_step: unobserved_weight must be finite and >= 0");
   require(std::isfinite(regularization) && regularization >= 0, "wals_half_step: regularization must be finite and >= 0");
+  if (row_regularization != nullptr) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const double rho = row_regularization[i];
+      if (!(std::isfinite(rho) && rho >= 0)) {  // message built only on failure
+        throw std::invalid_argument("wals_half_step: row_regularization must be finite and >= 0, got " +
+                                    std::to_string(rho) + " at row " + std::to_string(i));
+      }
+    }
+  }
   const int64_t kp = padded(k);
   std::vector<T> G(static_cast<size_t>(kp * kp), T(0));
+  std::vector<double> gdiag(static_cast<size_t>(k));
   for (int64_t a = 0; a < k; ++a) {
     for (int64_t b = 0; b < k; ++b) {
-      G[static_cast<size_t>(a * kp + b)] = static_cast<T>(w0 * gram[a * k + b] + (a == b ? regularization : 0.0));
+      const double g = w0 * gram[a * k + b] + (a == b ? regularization : 0.0);
+      G[static_cast<size_t>(a * kp + b)] = static_cast<T>(g);
+      if (a == b) gdiag[static_cast<size_t>(a)] = g;
     }
   }
   // Chunks of rows of about equal cost (entries plus a per-row overhead of the order of the k x k
@@ -605,6 +635,8 @@ void wals_half_step(const int64_t* indptr, const int64_t* indices, const T* extr
   h.k = k;
   h.kp = kp;
   h.G = G.data();
+  h.row_reg = row_regularization;
+  h.gdiag = gdiag.data();
   h.solver = solver;
   h.cg_steps = cg_steps;
   h.X = X;
@@ -652,7 +684,8 @@ double wals_observed_loss(const int64_t* indptr, const int64_t* indices, const T
 #define RECSAMPLE_INSTANTIATE_WALS(T)                                                                         \
   template void wals_gram<T>(const T*, int64_t, int64_t, double*, int);                                     \
   template void wals_half_step<T>(const int64_t*, const int64_t*, const T*, const T*, int64_t, const T*,     \
-                                  int64_t, int64_t, const double*, double, double, WalsSolver, int, T*, int); \
+                                  int64_t, int64_t, const double*, double, double, WalsSolver, int, T*, int, \
+                                  const double*);                                                            \
   template double wals_observed_loss<T>(const int64_t*, const int64_t*, const T*, const T*, int64_t, const T*, \
                                         const T*, int64_t, double, int);
 

@@ -4,7 +4,9 @@
 //   sum_{(i,j) in O} w_ij (a_ij - x_i.y_j)^2 + w0 sum_{(i,j) not in O} (x_i.y_j)^2
 //   + lambda (sum ||x_i||^2 + sum ||y_j||^2)
 // A half-step fixes Y (cols x k) and solves, for every row i of X (rows x k),
-//   (w0 Y'Y + sum_{j in O(i)} (w_ij - w0) y_j y_j' + lambda I) x_i = sum_{j in O(i)} w_ij a_ij y_j.
+//   (w0 Y'Y + sum_{j in O(i)} (w_ij - w0) y_j y_j' + (lambda + rho_i) I) x_i = sum_{j in O(i)} w_ij a_ij y_j,
+// where rho_i is an optional per-row regularization (0 when none is given). Spark's ALS-WR passes
+// lambda = 0 and rho_i = regParam * n_i (n_i: the row's entries with a positive value).
 // The caller passes, per stored entry, extra = w_ij - w0 and rhs = w_ij a_ij (both in T), and
 // Y'Y once per half-step (from wals_gram).
 //
@@ -29,13 +31,16 @@ void wals_gram(const T* Y, int64_t n, int64_t k, double* out, int num_threads);
 
 // One half-step, X updated in place (for kCG it is also the starting point).
 //   indptr [rows + 1], indices [nnz] in [0, cols): the CSR structure of the rows of X;
-//   extra [nnz] = w - w0; rhs [nnz] = w * a;  gram [k x k] = Y'Y (float64).
+//   extra [nnz] = w - w0; rhs [nnz] = w * a;  gram [k x k] = Y'Y (float64);
+//   row_regularization [rows] (float64, finite, >= 0) or null: rho_i, added to lambda on row i's
+//   diagonal. Null gives exactly the arithmetic of a constant lambda (no extra operation).
 // Throws std::invalid_argument if an exact solve meets a matrix that is not positive definite
-// (possible only with regularization 0 or negative weights).
+// (possible only with lambda + rho_i = 0 or negative weights), or for a bad rho_i.
 template <class T>
 void wals_half_step(const int64_t* indptr, const int64_t* indices, const T* extra, const T* rhs,
                     int64_t rows, const T* Y, int64_t cols, int64_t k, const double* gram, double w0,
-                    double regularization, WalsSolver solver, int cg_steps, T* X, int num_threads);
+                    double regularization, WalsSolver solver, int cg_steps, T* X, int num_threads,
+                    const double* row_regularization = nullptr);
 
 // sum over stored entries of w (a - s)^2 - w0 s^2 with s = x_i.y_j, in float64 (fixed chunk order).
 // Adding w0 * trace(X'X Y'Y) and the regulariser gives the full objective.

@@ -4,7 +4,10 @@ Objective, for a users x items matrix of interactions r with observed set O (Hu,
 2008; Google's recommendation-systems course; TensorFlow's former ``WALSModel``)::
 
     sum_{(i,j) in O} w_ij (a_ij - u_i . v_j)^2 + w0 sum_{(i,j) not in O} (u_i . v_j)^2
-        + lambda (sum_i ||u_i||^2 + sum_j ||v_j||^2)
+        + lambda (sum_i s_i ||u_i||^2 + sum_j s_j ||v_j||^2)
+
+with s = 1 (``regularization_scaling="none"``) or s = the row's count of positive entries
+(``"count"``: Zhou et al. 2008's ALS-WR, Spark ML's ALS).
 
 Kernels: ``csrc/wals/wals_solve.*`` (exact Cholesky and conjugate-gradient row solves) and
 ``csrc/retrieval/topk.*`` (the shared blocked top-k used by :meth:`WALS.recommend`).
@@ -34,6 +37,7 @@ _FORMAT_VERSION = 1
 _CONFIDENCES = ("linear", "log", "implicit")
 _TARGETS = ("binary", "values")
 _SOLVERS = {"cholesky": 0, "cg": 1}
+_REG_SCALINGS = ("none", "count")
 _INIT_SCALE = 0.01
 
 Callback = Callable[[int, float, Optional[float]], Any]
@@ -134,6 +138,13 @@ def _as_csr(x: Any, name: str) -> _Csr:
     raise TypeError(f"{name} must be a scipy.sparse matrix or a (rows, cols, values, shape) tuple, got {type(x).__name__}")
 
 
+def _positive_counts(m: _Csr) -> np.ndarray:
+    """int64 [rows]: the entries of each row with a value > 0 (Spark's ``numExplicits``)."""
+    csum = np.zeros(m.values.size + 1, dtype=np.int64)
+    np.cumsum(m.values > 0, out=csum[1:])
+    return csum[m.indptr[1:]] - csum[m.indptr[:-1]]
+
+
 def _transpose(m: _Csr) -> Tuple[_Csr, np.ndarray]:
     """The transposed CSR (rows ascending within each column) and the permutation of entries."""
     order = np.argsort(m.indices, kind="stable")
@@ -149,11 +160,24 @@ class WALS:
     Minimises, over user factors U ``[users, f]`` and item factors V ``[items, f]``::
 
         sum_{(i,j) observed} w_ij (a_ij - u_i.v_j)^2 + w0 sum_{(i,j) unobserved} (u_i.v_j)^2
-            + regularization * (||U||^2 + ||V||^2)
+            + regularization * (sum_i s_i ||u_i||^2 + sum_j s_j ||v_j||^2)
+
+    with ``s = 1`` for every row (``regularization_scaling="none"``, the default) or ``s_i = n_i``,
+    the number of entries of user i with a value > 0, and ``s_j = n_j`` likewise for item j
+    (``regularization_scaling="count"``: the weighted-lambda regularization of ALS-WR, Zhou et al.
+    2008, which Spark ML's ALS applies). For non-negative data ``n_i`` is the number of stored
+    entries of the row (zeros are dropped, see below).
 
     Each half-step solves, for every user (then every item),
-    ``(w0 V'V + sum_{j in obs(i)} (w_ij - w0) v_j v_j' + lambda I) u_i = sum_j w_ij a_ij v_j``
+    ``(w0 V'V + sum_{j in obs(i)} (w_ij - w0) v_j v_j' + lambda s_i I) u_i = sum_j w_ij a_ij v_j``
     with V'V computed once per sweep. The solves run in C++, GIL released, in parallel over rows.
+
+    Mapping to Spark ML's ``ALS(implicitPrefs=True, regParam=l, alpha=a)`` on non-negative
+    ratings: ``regularization=l, regularization_scaling="count", alpha=a, confidence="linear",
+    unobserved_weight=1, targets="binary"`` (Spark: ``c = 1 + alpha |r|``, preference 1 for
+    r > 0, lambda scaled by the row's count of r > 0). Spark treats a negative r as preference 0
+    with confidence ``1 + alpha |r|``; recsample's ``"linear"`` weight is ``1 + alpha r`` with
+    target 1, so data with negative values has no exact equivalent here.
 
     Weights of observed entries, from the stored value r:
 
@@ -172,8 +196,13 @@ class WALS:
 
     Args:
         factors: f >= 1, the number of latent factors.
-        regularization: lambda >= 0, added to the diagonal of every row's normal equations (not
-            scaled by the row's count). With 0 an exact solve may meet a singular system (ValueError).
+        regularization: lambda >= 0, added to the diagonal of every row's normal equations
+            (times the row's count with ``regularization_scaling="count"``). With 0 (or, with
+            ``"count"``, for a row whose entries are all negative) an exact solve may meet a
+            singular system (ValueError).
+        regularization_scaling: ``"none"`` (lambda for every row) or ``"count"`` (lambda * n_i
+            for row i, n_i its number of entries with a value > 0: Spark's ALS-WR). Applies to
+            :meth:`fit`, :meth:`fold_in` and :meth:`loss`.
         unobserved_weight: w0 >= 0.
         alpha: >= 0, see the confidence formulas above.
         confidence: ``"linear"``, ``"log"`` or ``"implicit"``.
@@ -213,6 +242,7 @@ class WALS:
         factors: int = 64,
         *,
         regularization: float = 0.01,
+        regularization_scaling: str = "none",
         unobserved_weight: float = 1.0,
         alpha: float = 1.0,
         confidence: str = "linear",
@@ -226,6 +256,12 @@ class WALS:
     ) -> None:
         self.factors = as_int(factors, "factors", minimum=1, maximum=65536)
         self.regularization = _float(regularization, "regularization")
+        if not isinstance(regularization_scaling, str):
+            raise TypeError(f"regularization_scaling must be one of {_REG_SCALINGS}, got "
+                            f"{type(regularization_scaling).__name__}")
+        if regularization_scaling not in _REG_SCALINGS:
+            raise ValueError(f"regularization_scaling must be one of {_REG_SCALINGS}, got {regularization_scaling!r}")
+        self.regularization_scaling = regularization_scaling
         self.unobserved_weight = _float(unobserved_weight, "unobserved_weight")
         self.alpha = _float(alpha, "alpha")
         if confidence not in _CONFIDENCES:
@@ -259,6 +295,7 @@ class WALS:
         return {
             "factors": self.factors,
             "regularization": self.regularization,
+            "regularization_scaling": self.regularization_scaling,
             "unobserved_weight": self.unobserved_weight,
             "alpha": self.alpha,
             "confidence": self.confidence,
@@ -319,6 +356,17 @@ class WALS:
         a = values if self.targets == "values" else np.ones_like(values)
         return w, a
 
+    def _half_step_regularization(self, m: _Csr) -> Tuple[float, Optional[np.ndarray]]:
+        """``(regularization, row_regularization)`` for ``_core.wals_half_step`` on the rows of ``m``.
+
+        "none": ``(lambda, None)``, the constant-lambda kernel path. "count": ``(0.0, lambda * n_i)``
+        in float64, n_i from :func:`_positive_counts`; the kernel sets row i's diagonal to
+        ``w0 (Y'Y)_dd + lambda n_i`` with a single rounding. ``m`` must hold whole rows.
+        """
+        if self.regularization_scaling == "none":
+            return self.regularization, None
+        return 0.0, self.regularization * _positive_counts(m).astype(np.float64)
+
     def _solver_arrays(self, m: _Csr, name: str) -> Tuple[np.ndarray, np.ndarray]:
         """Per-entry ``extra = w - w0`` and ``rhs = w * a`` in the model dtype."""
         w, a = self._weights(m.values, name)
@@ -361,7 +409,9 @@ class WALS:
             w, a = self._weights(users.values, "interactions")
             w_obs, a_obs = w.astype(self.dtype), a.astype(self.dtype)
         f, solver, nt = self.factors, _SOLVERS[self.solver], self.num_threads
-        w0, lam = self.unobserved_weight, self.regularization
+        w0 = self.unobserved_weight
+        u_lam, u_rho = self._half_step_regularization(users)
+        i_lam, i_rho = self._half_step_regularization(items)
 
         with self._lock:
             rng = self._rng()
@@ -372,9 +422,11 @@ class WALS:
                 for it in range(self.iterations):
                     start = time.perf_counter()
                     _core.wals_half_step(users.indptr, users.indices, u_extra, u_rhs, Y, X,
-                                         _core.wals_gram(Y, nt), w0, lam, solver, self.cg_steps, nt)
+                                         _core.wals_gram(Y, nt), w0, u_lam, solver, self.cg_steps, nt,
+                                         row_regularization=u_rho)
                     _core.wals_half_step(items.indptr, items.indices, i_extra, i_rhs, X, Y,
-                                         _core.wals_gram(X, nt), w0, lam, solver, self.cg_steps, nt)
+                                         _core.wals_gram(X, nt), w0, i_lam, solver, self.cg_steps, nt,
+                                         row_regularization=i_rho)
                     seconds = time.perf_counter() - start
                     loss = None
                     if w_obs is not None and a_obs is not None:
@@ -395,7 +447,14 @@ class WALS:
         observed = _core.wals_observed_loss(m.indptr, m.indices, w, a, X, Y, self.unobserved_weight, nt)
         gx, gy = _core.wals_gram(X, nt), _core.wals_gram(Y, nt)
         unobserved = self.unobserved_weight * float(np.sum(gx * gy))
-        reg = self.regularization * (float(np.trace(gx)) + float(np.trace(gy)))
+        if self.regularization_scaling == "none":
+            reg = self.regularization * (float(np.trace(gx)) + float(np.trace(gy)))
+        else:  # lambda (sum_i n_i ||x_i||^2 + sum_j n_j ||y_j||^2), in float64 (numpy's fixed order)
+            n_users = _positive_counts(m).astype(np.float64)
+            n_items = np.bincount(m.indices[m.values > 0], minlength=m.shape[1]).astype(np.float64)
+            X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+            reg = self.regularization * (float(n_users @ np.einsum("ij,ij->i", X64, X64)) +
+                                         float(n_items @ np.einsum("ij,ij->i", Y64, Y64)))
         return float(observed + unobserved + reg)
 
     def loss(self, interactions: Any) -> float:
@@ -423,7 +482,9 @@ class WALS:
 
         Exactly one exact (Cholesky) user half-step against the fitted item factors, whatever
         ``solver`` is: the same kernel and the same arithmetic as fitting, so a row gets the same
-        vector it would get in a half-step. Users with no interactions get zeros.
+        vector it would get in a half-step (with ``regularization_scaling="count"``, lambda times
+        the row's count of positive entries in ``interactions_rows``). Users with no interactions
+        get zeros.
 
         Args:
             interactions_rows: ``[n, items]`` interactions of the users to fold in (same forms as
@@ -441,8 +502,9 @@ class WALS:
         X = np.zeros((m.shape[0], self.factors), dtype=self.dtype)
         if m.shape[0]:
             gram = _core.wals_gram(s.item_factors, self.num_threads)
+            lam, rho = self._half_step_regularization(m)
             _core.wals_half_step(m.indptr, m.indices, extra, rhs, s.item_factors, X, gram, self.unobserved_weight,
-                                 self.regularization, _SOLVERS["cholesky"], 1, self.num_threads)
+                                 lam, _SOLVERS["cholesky"], 1, self.num_threads, row_regularization=rho)
         return X
 
     # -- retrieval ---------------------------------------------------------------------------------
@@ -546,7 +608,9 @@ class WALS:
         missing = [k for k in names + ("_fitted",) if k not in state]
         if missing:
             raise ValueError(f"WALS pickle state is missing {missing}")
-        fresh = WALS(**{k: state[k] for k in names})  # validates every hyper-parameter by name
+        # Added after the first release: pickles without it were made with the constant lambda.
+        optional = {"regularization_scaling": state.get("regularization_scaling", "none")}
+        fresh = WALS(**{k: state[k] for k in names}, **optional)  # validates every hyper-parameter by name
         fitted = state["_fitted"]
         if fitted is not None:
             if not (isinstance(fitted, tuple) and len(fitted) == 4):
@@ -597,7 +661,11 @@ class WALS:
 
     @classmethod
     def load(cls, path: Any) -> "WALS":
-        """A model written by :meth:`save` (factors bit-identical)."""
+        """A model written by :meth:`save` (factors bit-identical).
+
+        Files written before ``regularization_scaling`` existed load with its default, ``"none"``
+        (the objective they were fitted with).
+        """
         with contextlib.ExitStack() as stack:
             fh = stack.enter_context(open(path, "rb")) if isinstance(path, (str, os.PathLike)) else path
             try:
