@@ -62,10 +62,16 @@ Corpus corpus_of(const CArray<int64_t>& tokens, const CArray<int64_t>& offsets) 
   return Corpus{tokens.data(), o, s};
 }
 
+// The corpus is sequences [first, first + c.num_sequences) of a corpus of `total` sequences (the
+// whole corpus: first = 0, total = c.num_sequences); each sequence draws from the positions the
+// whole corpus would give it, and the call reserves the whole corpus's 2 * total positions.
 template <class Dist>
-py::tuple pairs_with(const Corpus& c, const WindowParams& w, const Dist& dist, int64_t k, RandomStream& stream) {
+py::tuple pairs_with(const Corpus& c, const WindowParams& w, const Dist& dist, int64_t k, RandomStream& stream,
+                     int64_t first, int64_t total) {
   std::vector<int64_t> offsets;
-  const uint64_t base = stream.reserve(2 * static_cast<uint64_t>(c.num_sequences));
+  const uint64_t reserved = stream.reserve(2 * static_cast<uint64_t>(total));
+  const uint64_t base = reserved + static_cast<uint64_t>(first);
+  const uint64_t neg_base = reserved + static_cast<uint64_t>(total) + static_cast<uint64_t>(first);
   {
     py::gil_scoped_release release;
     [[maybe_unused]] auto guard = dist.read_lock();
@@ -82,7 +88,7 @@ py::tuple pairs_with(const Corpus& c, const WindowParams& w, const Dist& dist, i
   int64_t* ne = negatives.mutable_data();
   {
     py::gil_scoped_release release;
-    skipgram_fill(c, w, dist, k, stream.key0(), stream.key1(), base, offsets, ce, co, ne);
+    skipgram_fill(c, w, dist, k, stream.key0(), stream.key1(), base, neg_base, offsets, ce, co, ne);
   }
   return py::make_tuple(centers, contexts, negatives);
 }
@@ -185,27 +191,42 @@ void bind_graph(py::module_& m) {
   m.def(
       "skipgram_pairs",
       [](CArray<int64_t> tokens, CArray<int64_t> offsets, int64_t window, bool shrink, double sample, py::object dist,
-         int64_t num_negatives, int64_t vocab_limit, RandomStream& stream) {
+         int64_t num_negatives, int64_t vocab_limit, RandomStream& stream, std::optional<CArray<double>> keep_given,
+         int64_t first_sequence, int64_t total_sequences) {
+        // keep / first_sequence / total_sequences (recsample.distributed): this corpus is a slice of
+        // a larger one, whose keep probabilities (from its global counts) are given.
         const Corpus c = corpus_of(tokens, offsets);
         require(window >= 1, "window must be >= 1");
+        const int64_t total = total_sequences < 0 ? c.num_sequences : total_sequences;
+        require(first_sequence >= 0 && first_sequence <= total - c.num_sequences,
+                "first_sequence + len(offsets) - 1 must be <= total_sequences");
+        const double* given = keep_given ? keep_given->data() : nullptr;
+        const int64_t given_size = keep_given ? static_cast<int64_t>(keep_given->size()) : 0;
         std::vector<double> keep;
         {
           py::gil_scoped_release release;
-          keep = keep_probabilities(count_tokens(c, vocab_limit, nullptr), sample);
+          const std::vector<int64_t> counts = count_tokens(c, vocab_limit, nullptr);  // also checks the ids
+          if (given != nullptr) {
+            require(given_size >= static_cast<int64_t>(counts.size()), "keep must cover every id of the corpus");
+          } else {
+            keep = keep_probabilities(counts, sample);
+          }
         }
-        const WindowParams w{window, shrink, keep.data()};
+        const WindowParams w{window, shrink, given != nullptr ? given : keep.data()};
         if (py::isinstance<AliasDistribution>(dist))
-          return pairs_with(c, w, dist.cast<const AliasDistribution&>(), num_negatives, stream);
+          return pairs_with(c, w, dist.cast<const AliasDistribution&>(), num_negatives, stream, first_sequence, total);
         if (py::isinstance<LogUniformDistribution>(dist))
-          return pairs_with(c, w, dist.cast<const LogUniformDistribution&>(), num_negatives, stream);
+          return pairs_with(c, w, dist.cast<const LogUniformDistribution&>(), num_negatives, stream, first_sequence,
+                            total);
         if (py::isinstance<UniformDistribution>(dist))
-          return pairs_with(c, w, dist.cast<const UniformDistribution&>(), num_negatives, stream);
+          return pairs_with(c, w, dist.cast<const UniformDistribution&>(), num_negatives, stream, first_sequence, total);
         if (py::isinstance<DynamicDistribution>(dist))
-          return pairs_with(c, w, dist.cast<const DynamicDistribution&>(), num_negatives, stream);
+          return pairs_with(c, w, dist.cast<const DynamicDistribution&>(), num_negatives, stream, first_sequence, total);
         throw py::type_error("sampler's distribution is not one of recsample's samplers");
       },
       py::arg("tokens").noconvert(), py::arg("offsets").noconvert(), py::arg("window"), py::arg("shrink"),
-      py::arg("sample"), py::arg("dist"), py::arg("num_negatives"), py::arg("vocab_limit"), py::arg("stream"));
+      py::arg("sample"), py::arg("dist"), py::arg("num_negatives"), py::arg("vocab_limit"), py::arg("stream"),
+      py::arg("keep").noconvert() = py::none(), py::arg("first_sequence") = 0, py::arg("total_sequences") = -1);
 
   m.def(
       "keep_probabilities",

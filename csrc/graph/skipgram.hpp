@@ -71,12 +71,15 @@ std::vector<int64_t> skipgram_pair_offsets(const Corpus& c, const WindowParams& 
                                            uint64_t base);
 
 // Pass 2: writes the pairs and, per pair, num_negatives ids drawn from dist and never equal to the
-// pair's context (redrawn when equal). Negatives use positions [base + S, base + 2S), S = sequences.
+// pair's context (redrawn when equal). Windows replay positions [base, base + S) of pass 1;
+// negatives use positions [neg_base, neg_base + S), S = sequences. A whole corpus passes
+// neg_base = base + S; a slice of a larger corpus (recsample.distributed) passes the positions the
+// whole corpus would give its sequences, so the slice's pairs equal the whole call's.
 // The caller checked that dist has at least two classes of positive weight when num_negatives > 0.
 template <class Dist>
 void skipgram_fill(const Corpus& c, const WindowParams& w, const Dist& dist, int64_t num_negatives, uint64_t k0,
-                   uint64_t k1, uint64_t base, const std::vector<int64_t>& pair_offsets, int64_t* centers,
-                   int64_t* contexts, int64_t* negatives);
+                   uint64_t k1, uint64_t base, uint64_t neg_base, const std::vector<int64_t>& pair_offsets,
+                   int64_t* centers, int64_t* contexts, int64_t* negatives);
 
 // Draws one negative != avoid (the caller guarantees avoid does not hold all the mass).
 template <class Dist>

@@ -65,11 +65,10 @@ std::vector<int64_t> skipgram_pair_offsets(const Corpus& c, const WindowParams& 
 
 template <class Dist>
 void skipgram_fill(const Corpus& c, const WindowParams& w, const Dist& dist, int64_t num_negatives, uint64_t k0,
-                   uint64_t k1, uint64_t base, const std::vector<int64_t>& pair_offsets, int64_t* centers,
-                   int64_t* contexts, int64_t* negatives) {
+                   uint64_t k1, uint64_t base, uint64_t neg_base, const std::vector<int64_t>& pair_offsets,
+                   int64_t* centers, int64_t* contexts, int64_t* negatives) {
   [[maybe_unused]] auto guard = dist.read_lock();
   const RandomStream stream(k0, k1, 0);
-  const uint64_t neg_base = base + static_cast<uint64_t>(c.num_sequences);
   parallel_chunks(c.num_sequences, kSequencesPerTask, [&](int64_t, int64_t begin, int64_t end) {
     std::vector<int64_t> kept;
     for (int64_t s = begin; s < end; ++s) {
@@ -90,7 +89,7 @@ void skipgram_fill(const Corpus& c, const WindowParams& w, const Dist& dist, int
 
 #define RS_INSTANTIATE_FILL(Dist)                                                                            \
   template void skipgram_fill<Dist>(const Corpus&, const WindowParams&, const Dist&, int64_t, uint64_t, uint64_t, \
-                                    uint64_t, const std::vector<int64_t>&, int64_t*, int64_t*, int64_t*);
+                                    uint64_t, uint64_t, const std::vector<int64_t>&, int64_t*, int64_t*, int64_t*);
 RS_INSTANTIATE_FILL(AliasDistribution)
 RS_INSTANTIATE_FILL(LogUniformDistribution)
 RS_INSTANTIATE_FILL(UniformDistribution)

@@ -1,6 +1,6 @@
 # Type stub for the private extension recsample._core (see csrc/bindings/). Public API lives in
 # the Python modules; this stub only keeps type checkers informed.
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +67,8 @@ def wals_gram(factors: npt.NDArray[Any], num_threads: int = ...) -> npt.NDArray[
 def wals_half_step(
     indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int64], extra: npt.NDArray[Any], rhs: npt.NDArray[Any],
     Y: npt.NDArray[Any], X: npt.NDArray[Any], gram: npt.NDArray[np.float64], unobserved_weight: float,
-    regularization: float, solver: int, cg_steps: int, num_threads: int = ...
+    regularization: float, solver: int, cg_steps: int, num_threads: int = ..., *,
+    row_regularization: Optional[npt.NDArray[np.float64]] = ...
 ) -> None: ...
 def wals_observed_loss(
     indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int64], weight: npt.NDArray[Any], target: npt.NDArray[Any],
@@ -102,8 +103,9 @@ def random_walks(graph: Graph, start_nodes: npt.NDArray[np.int64], walk_length: 
 def count_tokens(tokens: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], limit: int) -> npt.NDArray[np.int64]: ...
 def keep_probabilities(counts: npt.NDArray[np.int64], sample: float) -> npt.NDArray[np.float64]: ...
 def skipgram_pairs(tokens: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], window: int, shrink: bool,
-                   sample: float, dist: Any, num_negatives: int, vocab_limit: int,
-                   stream: RandomStream) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+                   sample: float, dist: Any, num_negatives: int, vocab_limit: int, stream: RandomStream,
+                   keep: Optional[npt.NDArray[np.float64]] = ..., first_sequence: int = ...,
+                   total_sequences: int = ...) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def sgns_train(input: npt.NDArray[np.float32], output: npt.NDArray[np.float32], tokens: npt.NDArray[np.int64],
                offsets: npt.NDArray[np.int64], seq_begin: int, seq_end: int, keep: npt.NDArray[np.float64],
                negatives: AliasDistribution, num_negatives: int, window: int, shrink: bool, lr_start: float,
