@@ -1,4 +1,6 @@
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,40 @@ def realized_table_probs(threshold: np.ndarray, alias: np.ndarray) -> np.ndarray
     t = threshold.astype(np.float64)
     donated = np.where(alias == np.arange(n), 0.0, 1.0 - t)
     return (t + np.bincount(alias, weights=donated, minlength=n)) / n
+
+
+# -- Dask clusters for recsample.distributed -------------------------------------------------------
+# Process workers, so every block and model is pickled as on a real cluster; one of each size for the
+# whole session (starting one takes seconds). dask is imported only when a test asks for a cluster.
+def _start_cluster(n_workers):
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=50)
+    return cluster, distributed.Client(cluster, set_as_default=False)
+
+
+def _stop_cluster(cluster, client):
+    with warnings.catch_warnings():
+        # Closing a LocalCluster can leave dask's comm / event-loop objects to the garbage collector;
+        # these warnings come from dask itself while it closes, never from recsample.
+        warnings.filterwarnings("ignore", category=ResourceWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(distributed|tornado|asyncio)")
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A client of a 2-worker, 1-thread-each LocalCluster (not the default client)."""
+    cluster, client = _start_cluster(2)
+    yield client
+    _stop_cluster(cluster, client)
+
+
+@pytest.fixture(scope="session")
+def dask_client1():
+    """A client of a 1-worker LocalCluster (not the default client)."""
+    cluster, client = _start_cluster(1)
+    yield client
+    _stop_cluster(cluster, client)

@@ -4,7 +4,6 @@ bit-identical to the single-machine functions for 1 and 2 workers and 1, 3 and 7
 Parquet out and in; bad input."""
 
 import os
-import warnings
 
 import dask.array as da
 import dask.dataframe as dd
@@ -13,7 +12,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from distributed import Client, LocalCluster
 
 import recsample as rs
 from recsample import distributed as rsd
@@ -23,34 +21,14 @@ PARTITIONS = [1, 3, 7]
 
 # -- clusters: one 2-worker and one 1-worker cluster for the whole module ------------------------
 
-def _start(n_workers):
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-    # Not the default client: every call below names its client, and results are gathered with it.
-    return cluster, Client(cluster, set_as_default=False)
-
-
-def _stop(cluster, client):
-    with warnings.catch_warnings():
-        # Shutting down a LocalCluster can leave dask's comm / event-loop objects to the garbage
-        # collector; these warnings come from dask itself while it closes, never from recsample.
-        warnings.filterwarnings("ignore", category=ResourceWarning)
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(distributed|tornado|asyncio)")
-        client.close()
-        cluster.close()
+@pytest.fixture(scope="module")
+def client2(dask_client):
+    return dask_client
 
 
 @pytest.fixture(scope="module")
-def client2():
-    cluster, client = _start(2)
-    yield client
-    _stop(cluster, client)
-
-
-@pytest.fixture(scope="module")
-def client1():
-    cluster, client = _start(1)
-    yield client
-    _stop(cluster, client)
+def client1(dask_client1):
+    return dask_client1
 
 
 @pytest.fixture(params=[1, 2], ids=["1worker", "2workers"])

@@ -1,0 +1,440 @@
+"""Worker-side pieces of :mod:`recsample.distributed.wals`: pure functions of their arguments.
+
+Every function here runs inside a Dask task (``client.submit``) and is a pure function of its
+inputs, so the scheduler can run it again on another worker after a worker is lost and get the
+same bytes back. None of them imports dask; the numerics are the single-machine kernels
+(``recsample._core.wals_gram``, ``wals_half_step``, ``wals_observed_loss``,
+``topk_inner_product``) called on one block.
+
+Vocabulary. The users (items) are cut into blocks of contiguous indices ``[start, stop)``. A
+*pair* partition (b, c) holds the interactions between user block b and item block c. A *block*
+(:class:`Block`) is one side's share of the matrix: the CSR rows of its users (items), with column
+indices local to the rows of the other side that the block reads, ``needed[c]`` (global, sorted,
+per other-side block), and ``send[c]``, the rows of this block that block c of the other side reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .. import _core
+from ..wals import WALS, _Csr
+
+# Rows per partial sum of ``_core.wals_gram`` (kGramChunk in csrc/wals/wals_solve.cpp). Grams are
+# summed chunk by chunk in chunk order, as the kernel does, so a factor matrix's Gram is the same
+# bits however it is cut into blocks (and equals the single-machine one). A test checks the value.
+GRAM_CHUNK = 2048
+INIT_SCALE = 0.01  # recsample.wals._INIT_SCALE
+_POS_BITS = 40  # position of a row = (partition << 40) | row in partition
+
+
+class Block(NamedTuple):
+    side: str  # "user" or "item"
+    number: int  # the block's position on its side
+    start: int
+    stop: int
+    indptr: np.ndarray  # int64 [rows + 1]
+    indices: np.ndarray  # int64 [nnz], local: positions in concat(needed)
+    extra: np.ndarray  # dtype [nnz], w - w0
+    rhs: np.ndarray  # dtype [nnz], w * a
+    weight: Optional[np.ndarray]  # dtype [nnz], w (item side only: the loss is summed there)
+    target: Optional[np.ndarray]  # dtype [nnz], a (item side only)
+    reg: float  # regularization passed to the kernel (0 with count scaling)
+    row_reg: Optional[np.ndarray]  # float64 [rows], lambda * n_i with regularization_scaling="count"
+    needed: Tuple[np.ndarray, ...]  # per other-side block: global rows read (sorted)
+    send: Tuple[np.ndarray, ...]  # per other-side block: local rows of this block it reads
+    stats: Dict[str, Any]  # read, merged_duplicates, zero_values, used; needed: sizes per other block
+
+
+def worker_threads() -> int:
+    """The calling Dask worker's thread count (its CPU budget); 0 (all cores) outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 0
+
+
+# -- reading and checking partitions ----------------------------------------------------------------
+def parse_ids(s: "pd.Series", col: str, where: str) -> Tuple[Optional[str], np.ndarray]:
+    """``("int", int64 array)`` or ``("str", object array of str)``; ValueError / TypeError naming
+    the column when the ids are missing or neither all integers nor all strings."""
+    if len(s) == 0:
+        return None, np.zeros(0, dtype=np.int64)
+    missing = s.isna()
+    if missing.any():
+        first = int(np.flatnonzero(missing.to_numpy())[0])
+        raise ValueError(f"column {col!r} has {int(missing.sum())} missing ids (null / NaN), the first at row "
+                         f"{first} of {where}")
+    dt = s.dtype
+    if isinstance(dt, pd.CategoricalDtype):
+        s = s.astype(dt.categories.dtype)
+        dt = s.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        raise TypeError(f"column {col!r} holds booleans; ids must be integers or strings")
+    if pd.api.types.is_integer_dtype(dt):
+        if pd.api.types.is_unsigned_integer_dtype(dt):
+            a = s.to_numpy(dtype=np.uint64)
+            if a.max() > np.iinfo(np.int64).max:
+                raise ValueError(f"column {col!r} has ids beyond int64 (e.g. {a.max()}) in {where}")
+        return "int", s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(dt):
+        a = s.to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(a) | (np.floor(a) != a) | (np.abs(a) >= 2.0**63)
+        if bad.any():
+            raise ValueError(f"column {col!r} has ids that are not integers, e.g. {a[bad][0]!r} at row "
+                             f"{int(np.flatnonzero(bad)[0])} of {where}")
+        return "int", a.astype(np.int64)
+    if pd.api.types.is_string_dtype(dt) or pd.api.types.is_object_dtype(dt):
+        kind = pd.api.types.infer_dtype(s, skipna=False)
+        if kind == "string":
+            return "str", s.to_numpy(dtype=object)
+        if kind == "integer":
+            values = s.to_numpy(dtype=object)
+            try:
+                return "int", np.asarray(values.tolist(), dtype=np.int64)
+            except OverflowError:
+                raise ValueError(f"column {col!r} has ids beyond int64 in {where}") from None
+        values = s.to_numpy(dtype=object)
+        if any(isinstance(v, str) for v in values):
+            bad = next(v for v in values if not isinstance(v, str))
+        else:
+            bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))), values[0])
+        raise ValueError(f"column {col!r} has ids that do not parse: they must be all integers or all strings, "
+                         f"found {kind} values such as {bad!r} ({type(bad).__name__}) in {where}")
+    raise TypeError(f"column {col!r} has dtype {dt}; ids must be integers or strings")
+
+
+def parse_values(df: "pd.DataFrame", value_col: Optional[str], where: str) -> np.ndarray:
+    """float64 values (ones without a value column); ValueError naming the column for NaN / inf /
+    negative values, TypeError for a non-numeric column."""
+    if value_col is None:
+        return np.ones(len(df), dtype=np.float64)
+    s = df[value_col]
+    dt = s.dtype
+    if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_integer_dtype(dt) or pd.api.types.is_float_dtype(dt):
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        raise TypeError(f"column {value_col!r} must be numeric (the interaction values), got dtype {dt}")
+    nan = np.isnan(v)
+    if nan.any():
+        raise ValueError(f"column {value_col!r} has {int(nan.sum())} NaN / missing values, the first at row "
+                         f"{int(np.flatnonzero(nan)[0])} of {where}")
+    if np.isinf(v).any():
+        raise ValueError(f"column {value_col!r} has infinite values (first at row "
+                         f"{int(np.flatnonzero(np.isinf(v))[0])} of {where})")
+    neg = v < 0
+    if neg.any():
+        raise ValueError(f"column {value_col!r} has {int(neg.sum())} negative values (e.g. {v[neg][0]!r} at row "
+                         f"{int(np.flatnonzero(neg)[0])} of {where}); interaction values must be >= 0")
+    return v
+
+
+def scan_partition(df: "pd.DataFrame", part: int, user_col: str, item_col: str,
+                   value_col: Optional[str]) -> Dict[str, Any]:
+    """Checks one input partition; its sorted unique user and item ids and its row count."""
+    where = f"partition {part}"
+    ku, users = parse_ids(df[user_col], user_col, where)
+    ki, items = parse_ids(df[item_col], item_col, where)
+    parse_values(df, value_col, where)
+    return {"rows": len(df), "user_kind": ku, "item_kind": ki,
+            "users": np.unique(users), "items": np.unique(items)}
+
+
+def scan_stats(scan: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: scan[k] for k in ("rows", "user_kind", "item_kind")}
+
+
+def scan_ids(scan: Dict[str, Any], which: str) -> np.ndarray:
+    return scan[which]
+
+
+def merge_unique(*arrays: np.ndarray) -> np.ndarray:
+    """Sorted union of sorted unique arrays (all of one kind)."""
+    arrays = tuple(a for a in arrays if a.size)
+    if not arrays:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(arrays))
+
+
+def id_slice(ids: Optional[np.ndarray], start: int, stop: int) -> np.ndarray:
+    return np.arange(start, stop, dtype=np.int64) if ids is None else ids[start:stop].copy()
+
+
+def _index_of(values: np.ndarray, ids: np.ndarray, col: str) -> np.ndarray:
+    pos = np.searchsorted(ids, values)
+    pos = np.minimum(pos, max(ids.size - 1, 0))
+    if values.size and not (ids[pos] == values).all():  # cannot happen: ids is the union of all partitions
+        raise ValueError(f"column {col!r}: ids changed between two reads of the input")
+    return pos.astype(np.int64)
+
+
+def map_partition(df: "pd.DataFrame", part: int, user_col: str, item_col: str, value_col: Optional[str],
+                  user_ids: Optional[np.ndarray], item_ids: Optional[np.ndarray],
+                  user_bounds: np.ndarray, item_bounds: np.ndarray) -> "pd.DataFrame":
+    """Rows as (pair, u, i, v, pos): contiguous indices, the (user block, item block) pair they belong
+    to, the value and the row's global position (which orders the sum of duplicates)."""
+    where = f"partition {part}"
+    if user_ids is None:  # indices given (triplets / scipy input), already checked
+        u = df[user_col].to_numpy(dtype=np.int64)
+        i = df[item_col].to_numpy(dtype=np.int64)
+    else:
+        assert item_ids is not None
+        u = _index_of(parse_ids(df[user_col], user_col, where)[1], user_ids, user_col)
+        i = _index_of(parse_ids(df[item_col], item_col, where)[1], item_ids, item_col)
+    v = parse_values(df, value_col, where)
+    ub = np.searchsorted(user_bounds, u, side="right") - 1
+    ib = np.searchsorted(item_bounds, i, side="right") - 1
+    n_item_blocks = item_bounds.size - 1
+    pos = (np.int64(part) << np.int64(_POS_BITS)) + np.arange(len(df), dtype=np.int64)
+    return pd.DataFrame({"pair": ub * n_item_blocks + ib, "u": u, "i": i, "v": v, "pos": pos})
+
+
+def mapped_meta() -> "pd.DataFrame":
+    return pd.DataFrame({"pair": np.zeros(0, np.int64), "u": np.zeros(0, np.int64), "i": np.zeros(0, np.int64),
+                         "v": np.zeros(0, np.float64), "pos": np.zeros(0, np.int64)})
+
+
+# -- building blocks ----------------------------------------------------------------------------------
+def _canonical(df: "pd.DataFrame") -> Tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(u, i, v) sorted by (u, i), duplicates summed in input order, zeros dropped; the numbers of
+    merged and dropped rows. The same rule (and the same sums, bit for bit) as single-machine WALS."""
+    u = df["u"].to_numpy(dtype=np.int64)
+    i = df["i"].to_numpy(dtype=np.int64)
+    v = df["v"].to_numpy(dtype=np.float64)
+    pos = df["pos"].to_numpy(dtype=np.int64)
+    order = np.lexsort((pos, i, u))
+    u, i, v = u[order], i[order], v[order]
+    n = u.size
+    merged = 0
+    if n:
+        first = np.empty(n, dtype=bool)
+        first[0] = True
+        np.not_equal(u[1:], u[:-1], out=first[1:])
+        first[1:] |= i[1:] != i[:-1]
+        if not first.all():
+            starts = np.flatnonzero(first)
+            v = np.add.reduceat(v, starts)
+            u, i = u[starts], i[starts]
+            merged = n - starts.size
+    keep = v != 0
+    zeros = int(v.size - np.count_nonzero(keep))
+    if zeros:
+        u, i, v = u[keep], i[keep], v[keep]
+    return u, i, v, merged, zeros
+
+
+def build_block(side: str, index: int, bounds: np.ndarray, params: Dict[str, Any], *pairs: "pd.DataFrame") -> Block:
+    """One side's block from its pair partitions (one per other-side block, in block order)."""
+    model = WALS(**params)
+    start, stop = int(bounds[index]), int(bounds[index + 1])
+    r_parts: List[np.ndarray] = []
+    c_parts: List[np.ndarray] = []
+    v_parts: List[np.ndarray] = []
+    needed: List[np.ndarray] = []
+    send: List[np.ndarray] = []
+    stats: Dict[str, Any] = {"read": 0, "merged_duplicates": 0, "zero_values": 0}
+    for df in pairs:
+        u, i, v, merged, zeros = _canonical(df)
+        stats["read"] += len(df)
+        stats["merged_duplicates"] += merged
+        stats["zero_values"] += zeros
+        r, c = (u, i) if side == "user" else (i, u)
+        r_parts.append(r)
+        c_parts.append(c)
+        v_parts.append(v)
+        needed.append(np.unique(c))
+        send.append(np.unique(r) - start)
+    r = np.concatenate(r_parts) if r_parts else np.zeros(0, np.int64)
+    c = np.concatenate(c_parts) if c_parts else np.zeros(0, np.int64)
+    v = np.concatenate(v_parts) if v_parts else np.zeros(0, np.float64)
+    order = np.lexsort((c, r))
+    r, c, v = r[order], c[order], v[order]
+    stats["used"] = int(v.size)
+    stats["needed"] = [int(x.size) for x in needed]
+    all_needed = np.concatenate(needed) if needed else np.zeros(0, np.int64)
+    local = np.searchsorted(all_needed, c).astype(np.int64)
+    indptr = np.zeros(stop - start + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r - start, minlength=stop - start), out=indptr[1:])
+    reg, row_reg = model._half_step_regularization(_Csr(indptr, local, v, (stop - start, all_needed.size)))
+    w, a = model._weights(v, "data")
+    dt = model.dtype
+    extra = (w - model.unobserved_weight).astype(dt)
+    rhs = (w * a).astype(dt)
+    weight = target = None
+    if side == "item":
+        weight, target = w.astype(dt), a.astype(dt)
+    return Block(side, index, start, stop, indptr, np.ascontiguousarray(local), extra, rhs, weight, target,
+                 float(reg), row_reg, tuple(needed), tuple(send), stats)
+
+
+def block_stats(block: Block) -> Dict[str, Any]:
+    return dict(block.stats)
+
+
+# -- factors ----------------------------------------------------------------------------------------
+def init_factors(block: Block, state: Any, rows_before: int, factors: int, dtype: Any) -> np.ndarray:
+    """Rows [start, stop) of single-machine WALS's initial factors: ``default_rng(seed).random`` draws
+    users' rows then items' rows, one 64-bit output of PCG64 per float64, so row r of this side
+    starts ``(rows_before + r) * factors`` outputs into the stream (``PCG64.advance``)."""
+    bg = np.random.PCG64()
+    bg.state = state
+    bg.advance((rows_before + block.start) * factors)
+    draws = np.random.Generator(bg).random((block.stop - block.start, factors))
+    return np.ascontiguousarray((draws * INIT_SCALE).astype(dtype))
+
+
+def take_rows(factors: np.ndarray, block: Block, other: int) -> np.ndarray:
+    """The rows of this block's factors that block ``other`` of the other side reads."""
+    return np.ascontiguousarray(factors[block.send[other]])
+
+
+def _gathered(pieces: Sequence[np.ndarray], k: int, dtype: Any) -> np.ndarray:
+    if not pieces:
+        return np.zeros((0, k), dtype=dtype)
+    return np.ascontiguousarray(np.concatenate(pieces, axis=0))
+
+
+def solve_block(block: Block, previous: np.ndarray, gram: np.ndarray, w0: float, solver: int, cg_steps: int,
+                *pieces: np.ndarray) -> np.ndarray:
+    """One half-step on one block: its rows solved against the other side's rows it reads (the
+    pieces, in other-block order) and the other side's full Gram. ``previous`` is the CG start."""
+    k = previous.shape[1]
+    other = _gathered(pieces, k, previous.dtype)
+    out = np.array(previous, dtype=previous.dtype, order="C", copy=True)
+    _core.wals_half_step(block.indptr, block.indices, block.extra, block.rhs, other, out, gram, w0, block.reg, solver,
+                         cg_steps, worker_threads(), row_regularization=block.row_reg)
+    return out
+
+
+def observed_loss(block: Block, factors: np.ndarray, w0: float, *pieces: np.ndarray) -> float:
+    """sum over this (item) block's entries of w (a - x.y)^2 - w0 (x.y)^2, in float64."""
+    assert block.weight is not None and block.target is not None, "the loss is summed over item blocks"
+    other = _gathered(pieces, factors.shape[1], factors.dtype)
+    return float(_core.wals_observed_loss(block.indptr, block.indices, block.weight, block.target, factors, other,
+                                          w0, worker_threads()))
+
+
+def row_penalty(block: Block, factors: np.ndarray) -> float:
+    """sum_i (lambda n_i) ||x_i||^2 over the block's rows (regularization_scaling="count"), float64."""
+    assert block.row_reg is not None
+    f64 = factors.astype(np.float64)
+    return float(block.row_reg @ np.einsum("ij,ij->i", f64, f64))
+
+
+# -- Gram matrices, summed in the kernel's chunk order ------------------------------------------------
+Segment = Tuple[str, int, List[Tuple[int, ...]]]
+
+
+def gram_plan(bounds: np.ndarray) -> List[Segment]:
+    """How to form the Gram of a factor matrix cut at ``bounds``, chunk by kernel chunk.
+
+    The chunks (GRAM_CHUNK rows each, from row 0) in order, grouped into segments:
+    ``("block", b, [(lo, hi), ...])`` a run of chunks inside block b (local rows), or
+    ``("split", -1, [(b, lo, hi), ...])`` one chunk cut by block boundaries, by pieces.
+    """
+    n = int(bounds[-1])
+    segments: List[Segment] = []
+    for c0 in range(0, n, GRAM_CHUNK):
+        c1 = min(n, c0 + GRAM_CHUNK)
+        first = int(np.searchsorted(bounds, c0, side="right")) - 1
+        last = int(np.searchsorted(bounds, c1 - 1, side="right")) - 1
+        if first == last:
+            s = int(bounds[first])
+            if segments and segments[-1][0] == "block" and segments[-1][1] == first:
+                segments[-1][2].append((c0 - s, c1 - s))
+            else:
+                segments.append(("block", first, [(c0 - s, c1 - s)]))
+        else:
+            pieces: List[Tuple[int, ...]] = []
+            for b in range(first, last + 1):
+                s, e = int(bounds[b]), int(bounds[b + 1])
+                lo, hi = max(c0, s), min(c1, e)
+                if hi > lo:
+                    pieces.append((b, lo - s, hi - s))
+            segments.append(("split", -1, pieces))
+    return segments
+
+
+def chunk_grams(factors: np.ndarray, ranges: Sequence[Tuple[int, ...]]) -> np.ndarray:
+    """[m, k, k] Grams of the given row ranges of a block (each one kernel chunk)."""
+    k = factors.shape[1]
+    nt = worker_threads()
+    out = np.zeros((len(ranges), k, k), dtype=np.float64)
+    for j, (lo, hi) in enumerate(ranges):
+        out[j] = _core.wals_gram(np.ascontiguousarray(factors[lo:hi]), nt)
+    return out
+
+
+def row_slice(factors: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.ascontiguousarray(factors[lo:hi])
+
+
+def gram_of_pieces(*pieces: np.ndarray) -> np.ndarray:
+    return _core.wals_gram(np.ascontiguousarray(np.concatenate(pieces, axis=0)), worker_threads())[None]
+
+
+def accumulate(total: Optional[np.ndarray], parts: np.ndarray) -> np.ndarray:
+    """``total`` (0 when None) plus the chunk Grams ``parts`` [m, k, k], added one by one in order:
+    the kernel's ``s = 0.0; s += partial[c]`` for every chunk c, so the result has its bits."""
+    out = np.zeros(parts.shape[1:], dtype=np.float64) if total is None else total.copy()
+    for p in parts:
+        out += p
+    return out
+
+
+# -- results ------------------------------------------------------------------------------------------
+def concat_rows(*blocks: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0))
+
+
+def seen_rows(block: Block) -> Tuple[np.ndarray, np.ndarray]:
+    """(row lengths, global column indices) of a block's CSR."""
+    all_needed = np.concatenate(block.needed) if block.needed else np.zeros(0, np.int64)
+    return np.diff(block.indptr), np.ascontiguousarray(all_needed[block.indices])
+
+
+def save_block(factors: np.ndarray, path: str) -> str:
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npy"
+    np.save(tmp, factors)
+    os.replace(tmp, path)
+    return path
+
+
+def topk_block(block: Block, factors: np.ndarray, items: np.ndarray, user_ids: np.ndarray,
+               item_ids: Optional[np.ndarray], k: int, exclude_seen: bool,
+               path: Optional[str]) -> Any:
+    """Top-k items of every user of a block (seen items excluded from the block's own CSR) as a
+    DataFrame ``user, item, score, rank`` (rank 1 = best); written to ``path`` (Parquet) if given."""
+    ex_ptr = ex_idx = None
+    if exclude_seen:
+        ex_ptr = block.indptr
+        ex_idx = seen_rows(block)[1]
+    ids, scores = _core.topk_inner_product(factors, items, k, ex_ptr, ex_idx, None, worker_threads())
+    valid = ids >= 0
+    rows = np.repeat(np.arange(ids.shape[0], dtype=np.int64), k)[valid.ravel()]
+    rank = np.tile(np.arange(1, k + 1, dtype=np.int64), ids.shape[0])[valid.ravel()]
+    picked = ids[valid]
+    df = pd.DataFrame({
+        "user": user_ids[rows],
+        "item": picked if item_ids is None else item_ids[picked],
+        "score": scores[valid],
+        "rank": rank,
+    })
+    if path is None:
+        return df
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
