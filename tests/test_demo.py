@@ -157,3 +157,15 @@ def test_own_data_file(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     models = json.loads(r.stdout)["retrieval"]["models"]
     assert "folding" not in models["WALS (CG)"] and 0 <= models["WALS (CG)"]["hr@10"] <= 1
+
+
+def test_distributed_section_matches_the_single_machine_fit():
+    """--sections distributed (opt-in: recsample[dask]) fits WALS on a 2-worker LocalCluster and
+    reports its difference from recsample.WALS on the same data and seed: float64 exact solves, so
+    the factors must agree to rounding (they are in fact bit-identical)."""
+    r = subprocess.run([sys.executable, "-m", "recsample.demo", "--quick", "--no-progress", "--sections", "distributed",
+                        "--json", "-"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)["distributed"]
+    assert out["max_rel_factor_difference"] <= 1e-8
+    assert out["distributed_s_per_iter"] > 0 and out["local_s_per_iter"] > 0

@@ -15,4 +15,5 @@ def test_readme_has_examples():
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index, capsys):
-    exec(compile(BLOCKS[index], f"README.md example {index}", "exec"), {})
+    # Run as a script would: examples that start worker processes guard with `if __name__ == "__main__"`.
+    exec(compile(BLOCKS[index], f"README.md example {index}", "exec"), {"__name__": "__main__"})

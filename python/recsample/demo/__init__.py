@@ -14,6 +14,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 SECTIONS: List[str] = ["samplers", "frequency", "softmax", "wals", "retrieval", "embeddings"]
+# Sections run only when named (--sections): they need an optional extra (distributed: recsample[dask]).
+OPTIONAL_SECTIONS: List[str] = ["distributed"]
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import time
 
 import recsample
 
-from . import SECTIONS, DemoContext, run_sections
+from . import OPTIONAL_SECTIONS, SECTIONS, DemoContext, run_sections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (for CI and a first look)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and samplers")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' for stdout)")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS + OPTIONAL_SECTIONS,
+                        help="run only these sections (distributed: needs recsample[dask], run only when named)")
     parser.add_argument("--data", metavar="FILE", help="run the retrieval report on your own CSV/Parquet file of "
                         "user,item[,value] rows (header required) instead of the synthetic default")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of HR@10 against training time (needs matplotlib)")
