@@ -14,7 +14,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _core
-from .._validate import as_int
+from .._validate import as_id_array, as_int
 
 # Counts are summed in a tree of this fan-in (exact: int64 additions in any order are exact).
 _FAN_IN = 8
@@ -260,12 +260,7 @@ def task_to_ids(block: Any, *, columns: Optional[List[Any]], one: bool, name: st
     else:
         a = np.asarray(block)
         check_integer_dtype(a.dtype, name)
-    if a.ndim not in ndims:
-        allowed = " or ".join(f"{d}-D" for d in ndims)
-        raise ValueError(f"{name} must be {allowed}, got a block of shape {a.shape}")
-    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
-        raise IndexError(f"{name} contains ids beyond int64")
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return as_id_array(a, name, ndims=ndims)
 
 
 def task_id_stats(a: np.ndarray) -> Tuple[int, int, int]:
