@@ -48,6 +48,16 @@ def as_size(size: SizeLike, name: str = "size") -> Tuple[Tuple[int, ...], int]:
     return shape, total
 
 
+def c_array(a: Any, dtype: Any = None) -> np.ndarray:
+    """``a`` as a C-contiguous, aligned ndarray (copied only when it is not one already).
+
+    The kernels read arrays as ``T*``: besides contiguity they need alignment, which
+    ``np.ascontiguousarray`` does not give (an array unpickled from a byte stream, e.g. one a Dask
+    worker received, or a ``np.frombuffer`` view at an odd offset, can be misaligned)."""
+    out = np.ascontiguousarray(a, dtype=dtype)
+    return out if out.flags.aligned else out.copy()
+
+
 def as_float_array(x: Any, name: str, *, ndim: int = 1, allow_int: bool = False) -> np.ndarray:
     """A C-contiguous float32/float64 array (copied only if not already so).
 
@@ -64,7 +74,7 @@ def as_float_array(x: Any, name: str, *, ndim: int = 1, allow_int: bool = False)
         raise TypeError(f"{name} must have dtype {wanted}, got {a.dtype}")
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
-    return np.ascontiguousarray(a)
+    return c_array(a)
 
 
 def as_id_array(x: Any, name: str, *, ndims: Tuple[int, ...] = (1,)) -> np.ndarray:
@@ -79,7 +89,7 @@ def as_id_array(x: Any, name: str, *, ndims: Tuple[int, ...] = (1,)) -> np.ndarr
         raise ValueError(f"{name} must be {allowed}, got shape {a.shape}")
     if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{name} contains ids beyond int64")
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return c_array(a, np.int64)
 
 
 def check_ids_below(ids: np.ndarray, upper: int, name: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Dict
 import numpy as np
 
 from . import _core
-from ._validate import as_id_array, as_int, as_real
+from ._validate import as_id_array, as_int, as_real, c_array
 
 __all__ = ["FrequencyEstimator"]
 
@@ -285,7 +285,7 @@ class FrequencyEstimator:
                 raise TypeError(f"state['{key}'] must have dtype {np.dtype(dtype)}, got {a.dtype}")
             if a.shape != shape:
                 raise ValueError(f"state['{key}'] must have shape {shape}, got {a.shape}")
-            arrays.append(np.ascontiguousarray(a).reshape(-1))
+            arrays.append(c_array(a).reshape(-1))
         core.import_state(*arrays, clock)
         self._core = core
 

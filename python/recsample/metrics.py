@@ -17,7 +17,7 @@ from typing import Any, Literal, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._validate import as_id_array, as_int
+from ._validate import as_id_array, as_int, c_array
 
 __all__ = ["hit_rate", "recall", "precision", "mrr", "ndcg", "auc", "gauc"]
 
@@ -146,10 +146,10 @@ def _labels_scores(labels: Any, scores: Any) -> Tuple[np.ndarray, np.ndarray]:
         raise TypeError(f"scores must be numeric, got dtype {s.dtype}")
     if s.shape != y.shape:
         raise ValueError(f"scores has shape {s.shape}, labels {y.shape}")
-    s = np.ascontiguousarray(s, dtype=np.float64)
+    s = c_array(s, dtype=np.float64)
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
-    return np.ascontiguousarray(y, dtype=np.uint8), s
+    return c_array(y, dtype=np.uint8), s
 
 
 def auc(labels: Any, scores: Any) -> float:

@@ -12,7 +12,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validate import as_id_array, as_int, check_ids_below, check_output_fits
+from ._validate import as_id_array, as_int, c_array, check_ids_below, check_output_fits
 
 __all__ = ["topk"]
 
@@ -45,8 +45,8 @@ def _exclusion(exclude: Any, num_queries: int, item_ids: Optional[np.ndarray], n
         indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     if n_rows != num_queries:
         raise ValueError(f"exclude has {n_rows} rows, queries has {num_queries}")
-    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    indptr = c_array(indptr, dtype=np.int64)
+    indices = c_array(indices, dtype=np.int64)
     if item_ids is not None:  # exclusions are given as ids: translate to rows, drop unknown ids
         order = np.argsort(item_ids, kind="stable")
         pos = np.minimum(np.searchsorted(item_ids[order], indices), item_ids.size - 1)
@@ -56,7 +56,7 @@ def _exclusion(exclude: Any, num_queries: int, item_ids: Optional[np.ndarray], n
         counts = np.add.reduceat(keep.astype(np.int64), indptr[:-1]) if indices.size else np.zeros(num_queries, dtype=np.int64)
         counts[np.diff(indptr) == 0] = 0
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        indices = np.ascontiguousarray(rows_of[keep], dtype=np.int64)
+        indices = c_array(rows_of[keep], dtype=np.int64)
     else:
         check_ids_below(indices, num_items, "exclude")
     return indptr, indices
@@ -84,8 +84,8 @@ def topk(queries: Any, items: Any, k: int, *, exclude: Any = None, item_ids: Any
     if q.shape[1] != x.shape[1]:
         raise ValueError(f"queries has {q.shape[1]} columns, items {x.shape[1]}")
     dtype = np.float64 if q.dtype == x.dtype == np.float64 else np.float32
-    q = np.ascontiguousarray(q, dtype=dtype)
-    x = np.ascontiguousarray(x, dtype=dtype)
+    q = c_array(q, dtype=dtype)
+    x = c_array(x, dtype=dtype)
     k = as_int(k, "k", minimum=0)
     check_output_fits(q.shape[0] * k * (8 + q.itemsize), "k")
     ids_map = None

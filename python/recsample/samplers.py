@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import SizeLike, as_float_array, as_id_array, as_int, as_real, as_size, check_output_fits
+from ._validate import SizeLike, as_float_array, as_id_array, as_int, as_real, as_size, c_array, check_output_fits
 
 __all__ = [
     "Sampler",
@@ -339,7 +339,7 @@ class DynamicSampler(Sampler):
     @staticmethod
     def _make(weights: Any, name: str) -> Any:
         w = as_float_array(weights, name).astype(np.float64, copy=False)
-        return _core.DynamicDistribution(np.ascontiguousarray(w))
+        return _core.DynamicDistribution(c_array(w))
 
     @property
     def weights(self) -> np.ndarray:
@@ -375,7 +375,7 @@ class DynamicSampler(Sampler):
             a = np.full(m, a, dtype=np.float64)
         if a.shape != (m,):
             raise ValueError(f"{name} must have shape ({m},) to match ids, got {a.shape}")
-        return np.ascontiguousarray(a, dtype=np.float64)
+        return c_array(a, dtype=np.float64)
 
     def _dist_state(self) -> Dict[str, Any]:
         return {"weights": self._dist.weights()}

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._progress import Progress
 from ._rng import SeedLike, Stream
-from ._validate import as_float_array, as_id_array, as_int, as_real, check_finite, check_ids_below, check_output_fits
+from ._validate import as_float_array, as_id_array, as_int, as_real, c_array, check_finite, check_ids_below, check_output_fits
 from .samplers import Sampler, UnigramSampler
 
 __all__ = ["skipgram_pairs", "SkipGram", "SkipGramPairs", "TrainStats"]
@@ -243,7 +243,7 @@ class SkipGram:
             norms = np.linalg.norm(self._input, axis=1, keepdims=True)
             unit = np.divide(self._input, norms, out=np.zeros_like(self._input), where=norms > 0)
         exclude_ptr = np.arange(q.size + 1, dtype=np.int64)
-        return _core.topk_inner_product(np.ascontiguousarray(unit[q]), unit, k, exclude_ptr, q, None, 0)
+        return _core.topk_inner_product(c_array(unit[q]), unit, k, exclude_ptr, q, None, 0)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

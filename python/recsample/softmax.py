@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _core
 from ._rng import SeedLike, Stream
-from ._validate import as_id_array, as_int, check_finite, check_output_fits
+from ._validate import as_id_array, as_int, c_array, check_finite, check_output_fits
 
 __all__ = [
     "MASKED_LOGIT",
@@ -123,7 +123,7 @@ def _floats(x: Any, name: str, ndim: int, *, finite: bool = True) -> np.ndarray:
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     with np.errstate(over="ignore"):
-        a = np.ascontiguousarray(a, dtype=np.float32)
+        a = c_array(a, dtype=np.float32)
     if finite:
         check_finite(a, name)
     return a
@@ -481,7 +481,7 @@ def sample_by_score(
         ex = as_id_array(exclude, "exclude", ndims=(1, 2))
         if ex.shape[0] != b:
             raise ValueError(f"exclude has {ex.shape[0]} rows but queries has {b}")
-        ex = np.ascontiguousarray(ex.reshape(b, -1))
+        ex = c_array(ex.reshape(b, -1))
     if v.shape[0] == 0 and k > 0:
         raise ValueError("items is empty")
     if unique and k > v.shape[0]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _core
 from ._progress import Progress
-from ._validate import as_id_array, as_int, check_finite, check_ids_below, check_output_fits
+from ._validate import as_id_array, as_int, c_array, check_finite, check_ids_below, check_output_fits
 
 __all__ = ["WALS"]
 
@@ -91,7 +91,7 @@ def _coo_to_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: T
         rows, cols, values = rows[keep], cols[keep], values[keep]
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-    return _Csr(indptr, np.ascontiguousarray(cols, dtype=np.int64), np.ascontiguousarray(values, dtype=np.float64), shape)
+    return _Csr(indptr, c_array(cols, dtype=np.int64), c_array(values, dtype=np.float64), shape)
 
 
 def _as_csr(x: Any, name: str) -> _Csr:
@@ -415,8 +415,8 @@ class WALS:
 
         with self._lock:
             rng = self._rng()
-            X = np.ascontiguousarray((rng.random((n_users, f)) * _INIT_SCALE).astype(self.dtype))
-            Y = np.ascontiguousarray((rng.random((n_items, f)) * _INIT_SCALE).astype(self.dtype))
+            X = c_array((rng.random((n_users, f)) * _INIT_SCALE).astype(self.dtype))
+            Y = c_array((rng.random((n_items, f)) * _INIT_SCALE).astype(self.dtype))
             bar = Progress(self.iterations, "WALS", enabled=progress)
             try:
                 for it in range(self.iterations):
@@ -560,7 +560,7 @@ class WALS:
                         f"({ids.size}, {n_items}); got {m.shape}"
                     )
                 ex_ptr, ex_idx = m.indptr, m.indices
-        queries = np.ascontiguousarray(s.user_factors[ids])
+        queries = c_array(s.user_factors[ids])
         out_ids, scores = _core.topk_inner_product(queries, s.item_factors, k_eff, ex_ptr, ex_idx, cand,
                                                    self.num_threads)
         if scalar:
@@ -586,9 +586,9 @@ class WALS:
         k = as_int(k, "k", minimum=1)
         V = s.item_factors
         norms = np.linalg.norm(V.astype(np.float64), axis=1)
-        unit = np.ascontiguousarray((V / np.where(norms > 0, norms, 1.0)[:, None]).astype(self.dtype))
+        unit = c_array((V / np.where(norms > 0, norms, 1.0)[:, None]).astype(self.dtype))
         ex_ptr = np.arange(ids.size + 1, dtype=np.int64)
-        out_ids, scores = _core.topk_inner_product(np.ascontiguousarray(unit[ids]), unit, min(k, n_items - 1),
+        out_ids, scores = _core.topk_inner_product(c_array(unit[ids]), unit, min(k, n_items - 1),
                                                    ex_ptr, ids, None, self.num_threads)
         if scalar:
             return out_ids[0], scores[0]
@@ -635,7 +635,7 @@ class WALS:
             a = np.asarray(a)
             if a.dtype.kind not in "iu" or a.ndim != 1:
                 raise ValueError(f"{where}: {key} must be a 1-D integer array, got {a.shape} {a.dtype}")
-            arrays[key] = np.ascontiguousarray(a, dtype=np.int64)
+            arrays[key] = c_array(a, dtype=np.int64)
         p, i = arrays["seen_indptr"], arrays["seen_indices"]
         n_users, n_items = arrays["user_factors"].shape[0], arrays["item_factors"].shape[0]
         if p.shape != (n_users + 1,) or p[0] != 0 or p[-1] != i.size or (np.diff(p) < 0).any():
@@ -707,4 +707,4 @@ def _rows_of(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> Tuple
     if ptr[-1] == 0:
         return ptr, np.zeros(0, dtype=np.int64)
     offsets = np.repeat(starts - ptr[:-1], lengths) + np.arange(ptr[-1], dtype=np.int64)
-    return ptr, np.ascontiguousarray(indices[offsets])
+    return ptr, c_array(indices[offsets])

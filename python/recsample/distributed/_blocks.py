@@ -20,6 +20,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from .._validate import c_array
 from .. import _core
 from ..wals import WALS, _Csr
 
@@ -269,7 +270,7 @@ def build_block(side: str, index: int, bounds: np.ndarray, params: Dict[str, Any
     weight = target = None
     if side == "item":
         weight, target = w.astype(dt), a.astype(dt)
-    return Block(side, index, start, stop, indptr, np.ascontiguousarray(local), extra, rhs, weight, target,
+    return Block(side, index, start, stop, indptr, c_array(local), extra, rhs, weight, target,
                  float(reg), row_reg, tuple(needed), tuple(send), stats)
 
 
@@ -286,18 +287,18 @@ def init_factors(block: Block, state: Any, rows_before: int, factors: int, dtype
     bg.state = state
     bg.advance((rows_before + block.start) * factors)
     draws = np.random.Generator(bg).random((block.stop - block.start, factors))
-    return np.ascontiguousarray((draws * INIT_SCALE).astype(dtype))
+    return c_array((draws * INIT_SCALE).astype(dtype))
 
 
 def take_rows(factors: np.ndarray, block: Block, other: int) -> np.ndarray:
     """The rows of this block's factors that block ``other`` of the other side reads."""
-    return np.ascontiguousarray(factors[block.send[other]])
+    return c_array(factors[block.send[other]])
 
 
 def _gathered(pieces: Sequence[np.ndarray], k: int, dtype: Any) -> np.ndarray:
     if not pieces:
         return np.zeros((0, k), dtype=dtype)
-    return np.ascontiguousarray(np.concatenate(pieces, axis=0))
+    return c_array(np.concatenate(pieces, axis=0))
 
 
 def solve_block(block: Block, previous: np.ndarray, gram: np.ndarray, w0: float, solver: int, cg_steps: int,
@@ -307,8 +308,11 @@ def solve_block(block: Block, previous: np.ndarray, gram: np.ndarray, w0: float,
     k = previous.shape[1]
     other = _gathered(pieces, k, previous.dtype)
     out = np.array(previous, dtype=previous.dtype, order="C", copy=True)
-    _core.wals_half_step(block.indptr, block.indices, block.extra, block.rhs, other, out, gram, w0, block.reg, solver,
-                         cg_steps, worker_threads(), row_regularization=block.row_reg)
+    # Arrays that travelled between workers may come out of deserialisation misaligned: c_array.
+    rr = None if block.row_reg is None else c_array(block.row_reg)
+    _core.wals_half_step(c_array(block.indptr), c_array(block.indices), c_array(block.extra), c_array(block.rhs),
+                         c_array(other), out, c_array(gram), w0, block.reg, solver, cg_steps, worker_threads(),
+                         row_regularization=rr)
     return out
 
 
@@ -316,8 +320,9 @@ def observed_loss(block: Block, factors: np.ndarray, w0: float, *pieces: np.ndar
     """sum over this (item) block's entries of w (a - x.y)^2 - w0 (x.y)^2, in float64."""
     assert block.weight is not None and block.target is not None, "the loss is summed over item blocks"
     other = _gathered(pieces, factors.shape[1], factors.dtype)
-    return float(_core.wals_observed_loss(block.indptr, block.indices, block.weight, block.target, factors, other,
-                                          w0, worker_threads()))
+    return float(_core.wals_observed_loss(c_array(block.indptr), c_array(block.indices), c_array(block.weight),
+                                          c_array(block.target), c_array(factors), c_array(other), w0,
+                                          worker_threads()))
 
 
 def row_penalty(block: Block, factors: np.ndarray) -> float:
@@ -367,16 +372,16 @@ def chunk_grams(factors: np.ndarray, ranges: Sequence[Tuple[int, ...]]) -> np.nd
     nt = worker_threads()
     out = np.zeros((len(ranges), k, k), dtype=np.float64)
     for j, (lo, hi) in enumerate(ranges):
-        out[j] = _core.wals_gram(np.ascontiguousarray(factors[lo:hi]), nt)
+        out[j] = _core.wals_gram(c_array(factors[lo:hi]), nt)
     return out
 
 
 def row_slice(factors: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.ascontiguousarray(factors[lo:hi])
+    return c_array(factors[lo:hi])
 
 
 def gram_of_pieces(*pieces: np.ndarray) -> np.ndarray:
-    return _core.wals_gram(np.ascontiguousarray(np.concatenate(pieces, axis=0)), worker_threads())[None]
+    return _core.wals_gram(c_array(np.concatenate(pieces, axis=0)), worker_threads())[None]
 
 
 def accumulate(total: Optional[np.ndarray], parts: np.ndarray) -> np.ndarray:
@@ -390,13 +395,13 @@ def accumulate(total: Optional[np.ndarray], parts: np.ndarray) -> np.ndarray:
 
 # -- results ------------------------------------------------------------------------------------------
 def concat_rows(*blocks: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.concatenate(blocks, axis=0))
+    return c_array(np.concatenate(blocks, axis=0))
 
 
 def seen_rows(block: Block) -> Tuple[np.ndarray, np.ndarray]:
     """(row lengths, global column indices) of a block's CSR."""
     all_needed = np.concatenate(block.needed) if block.needed else np.zeros(0, np.int64)
-    return np.diff(block.indptr), np.ascontiguousarray(all_needed[block.indices])
+    return np.diff(block.indptr), c_array(all_needed[block.indices])
 
 
 def save_block(factors: np.ndarray, path: str) -> str:
@@ -416,9 +421,9 @@ def topk_block(block: Block, factors: np.ndarray, items: np.ndarray, user_ids: n
     DataFrame ``user, item, score, rank`` (rank 1 = best); written to ``path`` (Parquet) if given."""
     ex_ptr = ex_idx = None
     if exclude_seen:
-        ex_ptr = block.indptr
-        ex_idx = seen_rows(block)[1]
-    ids, scores = _core.topk_inner_product(factors, items, k, ex_ptr, ex_idx, None, worker_threads())
+        ex_ptr = c_array(block.indptr)
+        ex_idx = c_array(seen_rows(block)[1])
+    ids, scores = _core.topk_inner_product(c_array(factors), c_array(items), k, ex_ptr, ex_idx, None, worker_threads())
     valid = ids >= 0
     rows = np.repeat(np.arange(ids.shape[0], dtype=np.int64), k)[valid.ravel()]
     rank = np.tile(np.arange(1, k + 1, dtype=np.int64), ids.shape[0])[valid.ravel()]

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _core
-from .._validate import as_id_array, as_int
+from .._validate import as_id_array, as_int, c_array
 
 # Counts are summed in a tree of this fan-in (exact: int64 additions in any order are exact).
 _FAN_IN = 8
@@ -139,7 +139,7 @@ def array_parts(client: Any, x: Any) -> List[Any]:
 def local_parts(client: Any, a: np.ndarray, partitions: int) -> List[Part]:
     """A local array cut into row ranges and scattered (one future per range)."""
     rs = ranges(a.shape[0], partitions)
-    futures = client.scatter([np.ascontiguousarray(a[lo:hi]) for lo, hi in rs], hash=False)
+    futures = client.scatter([c_array(a[lo:hi]) for lo, hi in rs], hash=False)
     return [Part(f, lo, hi) for f, (lo, hi) in zip(futures, rs)]
 
 
@@ -227,7 +227,7 @@ def write_parquet(path: str, columns: Dict[str, np.ndarray]) -> int:
     import pyarrow.parquet as pq
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    table = pa.table({k: pa.array(np.ascontiguousarray(v)) for k, v in columns.items()})
+    table = pa.table({k: pa.array(c_array(v)) for k, v in columns.items()})
     pq.write_table(table, path)
     return int(table.num_rows)
 
@@ -271,7 +271,7 @@ def task_id_stats(a: np.ndarray) -> Tuple[int, int, int]:
 
 
 def task_slice_concat(pieces: List[Tuple[int, int]], *blocks: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.concatenate([b[lo:hi] for (lo, hi), b in zip(pieces, blocks)]))
+    return c_array(np.concatenate([b[lo:hi] for (lo, hi), b in zip(pieces, blocks)]))
 
 
 def task_add_counts(*counts: np.ndarray) -> np.ndarray:
@@ -283,6 +283,6 @@ def task_add_counts(*counts: np.ndarray) -> np.ndarray:
 
 def task_count_ids(ids: np.ndarray, limit: int) -> np.ndarray:
     """Counts of the ids of one block with the skip-gram corpus counter (ids known to be in range)."""
-    flat = np.ascontiguousarray(ids.reshape(-1))
+    flat = c_array(ids.reshape(-1))
     offsets = np.array([0, flat.size], dtype=np.int64)
     return _core.count_tokens(flat, offsets, limit)

@@ -49,7 +49,7 @@ import numpy as np
 
 from .. import _core
 from .._rng import SeedLike, key_from_seed
-from .._validate import MAX_CLASSES, as_id_array, as_int, as_real, check_output_fits
+from .._validate import MAX_CLASSES, as_id_array, as_int, as_real, c_array, check_output_fits
 from ..graph import Graph
 from ..samplers import Sampler, UnigramSampler
 from ..skipgram import SkipGramPairs
@@ -221,7 +221,7 @@ def random_walks(graph: Graph, starts: Any, length: int, *, p: float = 1.0, q: f
 
 def _task_walks(graph: Graph, starts: np.ndarray, length: int, p: float, q: float, k0: int, k1: int, first: int,
                 path: Optional[str]) -> Any:
-    walks = _core.random_walks(graph._g, starts, length, p, q, _core.RandomStream(k0, k1, first), None)
+    walks = _core.random_walks(graph._g, c_array(starts), length, p, q, _core.RandomStream(k0, k1, first), None)
     if path is None:
         return walks
     index = np.arange(first, first + walks.shape[0], dtype=np.int64)
@@ -323,7 +323,7 @@ def skipgram_pairs(sequences: Any, window: int, *, num_negatives: int = 5, sampl
         counts = np.pad(counts, (0, limit - counts.size))
     if k > 0 and dist._dist.num_nonzero < 2:
         raise ValueError("sampler must give positive probability to at least two ids to draw negatives != context")
-    keep = _core.keep_probabilities(np.ascontiguousarray(counts), s)
+    keep = _core.keep_probabilities(c_array(counts), s)
     make_dir(directory)
     keep_future, dist_future = client.scatter([keep, dist], broadcast=True, hash=False)
     paths = _paths(directory, len(parts))
@@ -338,10 +338,11 @@ def skipgram_pairs(sequences: Any, window: int, *, num_negatives: int = 5, sampl
 
 
 def _corpus_of(part: Any) -> Tuple[np.ndarray, np.ndarray]:
+    # Blocks arrive deserialised on a worker, possibly misaligned: c_array before the kernels.
     if isinstance(part, tuple):
-        return part
+        return c_array(part[0]), c_array(part[1])
     rows, cols = part.shape
-    return part.reshape(-1), np.arange(rows + 1, dtype=np.int64) * cols
+    return c_array(part.reshape(-1)), np.arange(rows + 1, dtype=np.int64) * cols
 
 
 def _task_count_corpus(part: Any) -> np.ndarray:
@@ -353,7 +354,7 @@ def _task_pairs(part: Any, keep: np.ndarray, sampler: Sampler, window: int, shri
                 limit: int, k0: int, k1: int, first: int, total: int, path: Optional[str]) -> Any:
     tokens, offsets = _corpus_of(part)
     centers, contexts, negatives = _core.skipgram_pairs(tokens, offsets, window, shrink, sample, sampler._dist, k,
-                                                        limit, _core.RandomStream(k0, k1, 0), keep=keep,
+                                                        limit, _core.RandomStream(k0, k1, 0), keep=c_array(keep),
                                                         first_sequence=first, total_sequences=total)
     if path is None:
         return centers, contexts, negatives
