@@ -431,7 +431,7 @@ def _task_negatives(sampler: Sampler, positives: np.ndarray, k: int, k0: int, k1
                     path: Optional[str]) -> Any:
     rows = positives.shape[0]
     try:
-        ids, log_probs = sampler._dist.sample_negatives(_core.RandomStream(k0, k1, position), positives.reshape(-1),
+        ids, log_probs = sampler._dist.sample_negatives(_core.RandomStream(k0, k1, position), c_array(positives.reshape(-1)),
                                                         rows, k)
     except ValueError as e:  # the kernel counts rows from the partition's start
         message = re.sub(r"positives row (\d+)", lambda m: f"positives row {int(m.group(1)) + first}", str(e))
