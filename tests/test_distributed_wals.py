@@ -14,10 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-pd = pytest.importorskip("pandas")
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
-sp = pytest.importorskip("scipy.sparse")
+import dask.dataframe as dd  # noqa: E402  (test extra: an ImportError fails, never skips)
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 import recsample as rs  # noqa: E402
 from recsample import _core  # noqa: E402
