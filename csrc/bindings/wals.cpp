@@ -112,6 +112,7 @@ void def_wals(py::module_& m) {
 }  // namespace
 
 void bind_wals(py::module_& m) {
+  m.attr("WALS_GRAM_CHUNK") = py::int_(kWalsGramChunk);
   def_wals<float>(m);
   def_wals<double>(m);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/cpu_dispatch.hpp"
+#include "common/prefetch.hpp"
 #include "common/thread_pool.hpp"
 
 namespace recsample {
@@ -70,12 +71,6 @@ RS_INLINE float sigmoid(float x) {
   if (x > 30.0f) return 1.0f;
   if (x < -30.0f) return 0.0f;
   return 1.0f / (1.0f + std::exp(-x));
-}
-
-// Prefetches a whole embedding row (dim floats span several cache lines).
-template <class T>
-RS_INLINE void prefetch_row(const T* row, int64_t dim) {
-  for (int64_t i = 0; i < dim; i += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + i);
 }
 
 template <class T>

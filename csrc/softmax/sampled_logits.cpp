@@ -10,6 +10,7 @@
 
 #include "common/cpu_dispatch.hpp"
 #include "common/checks.hpp"
+#include "common/prefetch.hpp"
 #include "common/thread_pool.hpp"
 #include "softmax/micro_kernel.hpp"
 #include "softmax/simd_math.hpp"
@@ -201,15 +202,13 @@ Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, 
   // The source rows are scattered over the table (a random gather from memory): each column
   // prefetches the row kAhead columns on, so that many rows are in flight at once.
   constexpr int64_t kAhead = 32;
-  const int64_t line_floats = 64 / static_cast<int64_t>(sizeof(float));
   parallel_chunks((np + group - 1) / group, 16, [&](int64_t, int64_t begin, int64_t end) {
     const int64_t c0 = begin * group, c1 = std::min(np, end * group);
     for (int64_t col = c0; col < std::min(n, c0 + kAhead); ++col)
-      for (int64_t k = 0; k < d; k += line_floats) __builtin_prefetch(table + (ids ? ids[col] : col) * d + k);
+      prefetch_row(table + (ids ? ids[col] : col) * d, d);
     for (int64_t col = c0; col < c1; ++col) {
       const int64_t ahead = col + kAhead;
-      if (ahead < n)
-        for (int64_t k = 0; k < d; k += line_floats) __builtin_prefetch(table + (ids ? ids[ahead] : ahead) * d + k);
+      if (ahead < n) prefetch_row(table + (ids ? ids[ahead] : ahead) * d, d);
       const float* src = col < n ? table + (ids ? ids[col] : col) * d : nullptr;
       if (src) require_finite_row(src, d, name, ids ? ids[col] : first_row + col);
       if (rows) {

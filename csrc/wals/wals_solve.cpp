@@ -10,6 +10,7 @@
 
 #include "common/checks.hpp"
 #include "common/cpu_dispatch.hpp"
+#include "common/prefetch.hpp"
 
 namespace recsample {
 namespace {
@@ -45,16 +46,10 @@ template <class T>
 RS_INLINE void gather(const T* __restrict Y, int64_t k, const int64_t* idx, int64_t n, int64_t kp, T* __restrict buf) {
   constexpr int W = Simd<T>::W;
   constexpr int64_t kAhead = 8;  // rows prefetched ahead: the rows of Y are scattered (L3 or DRAM)
-  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
-  for (int64_t j = 0; j < std::min(n, kAhead); ++j) {
-    for (int64_t d = 0; d < k; d += line) __builtin_prefetch(Y + idx[j] * k + d);
-  }
+  for (int64_t j = 0; j < std::min(n, kAhead); ++j) prefetch_row(Y + idx[j] * k, k);
   if (k == kp) {  // whole vectors
     for (int64_t j = 0; j < n; ++j) {
-      if (j + kAhead < n) {
-        const T* ahead = Y + idx[j + kAhead] * k;
-        for (int64_t d = 0; d < k; d += line) __builtin_prefetch(ahead + d);
-      }
+      if (j + kAhead < n) prefetch_row(Y + idx[j + kAhead] * k, k);
       const T* src = Y + idx[j] * k;
       T* dst = buf + j * kp;
       for (int64_t d = 0; d < kp; d += W) vstore<T>(dst + d, vload<T>(src + d));
@@ -62,10 +57,7 @@ RS_INLINE void gather(const T* __restrict Y, int64_t k, const int64_t* idx, int6
     return;
   }
   for (int64_t j = 0; j < n; ++j) {
-    if (j + kAhead < n) {
-      const T* ahead = Y + idx[j + kAhead] * k;
-      for (int64_t d = 0; d < k; d += line) __builtin_prefetch(ahead + d);
-    }
+    if (j + kAhead < n) prefetch_row(Y + idx[j + kAhead] * k, k);
     T* dst = buf + j * kp;
     const T* src = Y + idx[j] * k;
     for (int64_t d = 0; d < k; ++d) dst[d] = src[d];
@@ -526,8 +518,6 @@ RS_DISPATCHED(solve_chunk, solve_chunk_impl, (const HalfStep<T>& h, int64_t c), 
 
 // ---- Gram matrix ----------------------------------------------------------------------------------
 
-constexpr int64_t kGramChunk = 2048;  // rows per partial sum (fixed: results never depend on threads)
-
 template <class T>
 RS_INLINE void gram_chunk_impl(const T* Y, int64_t begin, int64_t end, int64_t k, int64_t kp, double* out) {
   constexpr int64_t B = 64;
@@ -565,11 +555,11 @@ template <class T>
 void wals_gram(const T* Y, int64_t n, int64_t k, double* out, int num_threads) {
   require(k >= 1, "wals_gram: k must be >= 1");
   const int64_t kp = padded(k);
-  const int64_t chunks = (n + kGramChunk - 1) / kGramChunk;
+  const int64_t chunks = (n + kWalsGramChunk - 1) / kWalsGramChunk;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(chunks, 1) * kp * kp), 0.0);
   const auto fn = gram_chunk_pick<T>();
   run_chunks(chunks, num_threads, [&](int64_t c) {
-    const int64_t b = c * kGramChunk, e = std::min(n, b + kGramChunk);
+    const int64_t b = c * kWalsGramChunk, e = std::min(n, b + kWalsGramChunk);
     fn(Y, b, e, k, kp, partial.data() + c * kp * kp);
   });
   // Chunk partials added in chunk order; the upper triangle mirrored into the lower.
@@ -651,14 +641,18 @@ template <class T>
 double wals_observed_loss(const int64_t* indptr, const int64_t* indices, const T* weight, const T* target,
                           int64_t rows, const T* X, const T* Y, int64_t k, double w0, int num_threads) {
   constexpr int64_t kChunk = 1024;
+  constexpr int64_t kAhead = 8;  // entries between a row's prefetch and its use (rows are random)
   const int64_t chunks = (rows + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(chunks, 1)), 0.0);
   run_chunks(chunks, num_threads, [&](int64_t c) {
     const int64_t b = c * kChunk, e = std::min(rows, b + kChunk);
+    const int64_t last = indptr[e];
+    for (int64_t e2 = indptr[b]; e2 < std::min(last, indptr[b] + kAhead); ++e2) prefetch_row(Y + indices[e2] * k, k);
     double s_total = 0.0;
     for (int64_t i = b; i < e; ++i) {
       const T* x = X + i * k;
       for (int64_t e2 = indptr[i]; e2 < indptr[i + 1]; ++e2) {
+        if (e2 + kAhead < last) prefetch_row(Y + indices[e2 + kAhead] * k, k);
         const T* y = Y + indices[e2] * k;
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int64_t d = 0;

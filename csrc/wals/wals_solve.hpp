@@ -25,6 +25,11 @@ namespace recsample {
 
 enum class WalsSolver : int { kCholesky = 0, kCG = 1 };
 
+// Rows per partial sum of wals_gram: rows [c * kWalsGramChunk, (c + 1) * kWalsGramChunk) form chunk
+// c, and the chunk Grams are added in chunk order, so the result never depends on the thread count
+// (and recsample.distributed rebuilds the same bits from blocks of rows).
+constexpr int64_t kWalsGramChunk = 2048;
+
 // out (k x k, float64, full symmetric) = Y' Y for Y (n x k, row-major).
 template <class T>
 void wals_gram(const T* Y, int64_t n, int64_t k, double* out, int num_threads);
