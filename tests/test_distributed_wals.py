@@ -40,7 +40,7 @@ def client1(dask_client1):
 # -- data -------------------------------------------------------------------------------------------
 def triplets(n_users=300, n_items=120, nnz=2500, seed=0, empty_users=(100, 200), empty_items=(60, 90)):
     """Power-law-ish interactions with duplicates, integer values, and index ranges without any
-    interaction (a whole user block of 3 and item block of 4 when blocks are cut evenly)."""
+    interaction."""
     rng = np.random.default_rng(seed)
     u = rng.integers(0, n_users, nnz)
     i = np.minimum((rng.pareto(1.0, nnz) * 8).astype(np.int64), n_items - 1)
@@ -119,20 +119,21 @@ def test_initial_factors_equal_single_machine_rows(dtype):
 
 
 def test_gram_from_blocks_is_the_kernel_gram_bit_for_bit():
+    assert _blocks.GRAM_CHUNK == 2048  # the kernel's chunk, exported by _core
     rng = np.random.default_rng(0)
     Y = rng.standard_normal((5000, 7)).astype(np.float32)
     want = _core.wals_gram(Y, 0)
-    for bounds in ([0, 5000], [0, 1000, 3000, 4097, 5000], [0, 2048, 4096, 5000], [0, 1, 2, 4999, 5000]):
-        bounds = np.array(bounds)
-        blocks = [Y[bounds[b]:bounds[b + 1]] for b in range(bounds.size - 1)]
-        total = None
-        for kind, b, items in _blocks.gram_plan(bounds):
-            if kind == "block":
-                part = _blocks.chunk_grams(blocks[b], items)
-            else:
-                part = _blocks.gram_of_pieces(*[_blocks.row_slice(blocks[pb], lo, hi) for pb, lo, hi in items])
-            total = _blocks.accumulate(total, part)
-        np.testing.assert_array_equal(total, want)
+    cases = ([0, 5000], [0, 1000, 3000, 4097, 5000], [0, 2048, 4096, 5000], [0, 1, 2, 4999, 5000],
+             [0, 100, 200, 300, 2100, 5000], [0, 4096, 4100, 4200, 5000])
+    for bounds in cases:
+        parts = [_blocks.gram_parts(Y[lo:hi], lo, 5000) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        # every way of cutting the blocks into consecutive reduce groups gives the same bits
+        for cut in range(1, len(parts) + 1):
+            carry = None
+            for j, group in enumerate((parts[:cut], parts[cut:])):
+                if group:
+                    carry = _blocks.gram_reduce(carry, j == 1 or cut == len(parts), *group)
+            np.testing.assert_array_equal(carry, want, err_msg=f"bounds {bounds}, groups cut at {cut}")
 
 
 def test_constructor_validates_like_single_machine():
@@ -160,11 +161,17 @@ def test_no_client_is_a_clear_error():
 def test_float64_cholesky_equals_single_machine_uneven_blocks_and_empty_blocks(client):
     data = triplets()
     ref, ref_losses = local_fit(data, dtype=np.float64, solver="cholesky")
-    model, losses = dist_fit(data, client, dtype=np.float64, solver="cholesky", user_blocks=3, item_blocks=4)
-    assert model.fit_report_["user_blocks"] == 3 and model.fit_report_["item_blocks"] == 4
+    model, losses = dist_fit(data, client, dtype=np.float64, solver="cholesky", user_blocks=5, item_blocks=10)
+    assert model.fit_report_["user_blocks"] == 5 and model.fit_report_["item_blocks"] == 10
     local = model.to_local()
-    # users 100..199 and items 60..89 (a whole block each) have no interactions: zero factors
+    # users 100..199 and items 60..89 have no interactions: zero factors; and the cost-balanced
+    # cut puts a whole block (users and items) inside those ranges
     assert not local.user_factors[100:200].any() and not local.item_factors[60:90].any()
+    csr = sp.coo_matrix((data[2], (data[0], data[1])), shape=data[3]).tocsr()
+    for bounds, counts in ((model._state().user_bounds, np.diff(csr.indptr)),
+                           (model._state().item_bounds, np.bincount(csr.indices, minlength=data[3][1]))):
+        per_block = np.add.reduceat(counts, bounds[:-1])
+        assert (per_block == 0).any() and len(set(np.diff(bounds).tolist())) > 1, bounds
     np.testing.assert_allclose(local.user_factors, ref.user_factors, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(local.item_factors, ref.item_factors, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
@@ -339,7 +346,8 @@ def test_to_local_and_save(client, tmp_path):
     local.save(tmp_path / "local.npz")
     np.testing.assert_array_equal(rs.WALS.load(tmp_path / "local.npz").user_factors, local.user_factors)
     meta = model.save(tmp_path / "saved")
-    assert meta["user_bounds"] == [0, 100, 200, 300]
+    assert meta["user_bounds"][0] == 0 and meta["user_bounds"][-1] == 300 and len(meta["user_bounds"]) == 4
+    assert np.all(np.diff(meta["user_bounds"]) > 0)
     for side, want in (("user", local.user_factors), ("item", local.item_factors)):
         folder = tmp_path / "saved" / f"{side}_factors"
         parts = [np.load(folder / name) for name in sorted(os.listdir(folder))]

@@ -24,10 +24,7 @@ from .._validate import c_array
 from .. import _core
 from ..wals import WALS, _Csr
 
-# Rows per partial sum of ``_core.wals_gram`` (kGramChunk in csrc/wals/wals_solve.cpp). Grams are
-# summed chunk by chunk in chunk order, as the kernel does, so a factor matrix's Gram is the same
-# bits however it is cut into blocks (and equals the single-machine one). A test checks the value.
-GRAM_CHUNK = 2048
+GRAM_CHUNK = _core.WALS_GRAM_CHUNK  # rows per partial sum of _core.wals_gram
 INIT_SCALE = 0.01  # recsample.wals._INIT_SCALE
 _POS_BITS = 40  # position of a row = (partition << 40) | row in partition
 
@@ -138,29 +135,36 @@ def parse_values(df: "pd.DataFrame", value_col: Optional[str], where: str) -> np
 
 def scan_partition(df: "pd.DataFrame", part: int, user_col: str, item_col: str,
                    value_col: Optional[str]) -> Dict[str, Any]:
-    """Checks one input partition; its sorted unique user and item ids and its row count."""
+    """Checks one input partition; its row count and, per side, its sorted unique ids with their
+    numbers of rows (``(ids, counts)``)."""
     where = f"partition {part}"
     ku, users = parse_ids(df[user_col], user_col, where)
     ki, items = parse_ids(df[item_col], item_col, where)
     parse_values(df, value_col, where)
     return {"rows": len(df), "user_kind": ku, "item_kind": ki,
-            "users": np.unique(users), "items": np.unique(items)}
+            "users": np.unique(users, return_counts=True), "items": np.unique(items, return_counts=True)}
 
 
 def scan_stats(scan: Dict[str, Any]) -> Dict[str, Any]:
     return {k: scan[k] for k in ("rows", "user_kind", "item_kind")}
 
 
-def scan_ids(scan: Dict[str, Any], which: str) -> np.ndarray:
+def scan_ids(scan: Dict[str, Any], which: str) -> Tuple[np.ndarray, np.ndarray]:
     return scan[which]
 
 
-def merge_unique(*arrays: np.ndarray) -> np.ndarray:
-    """Sorted union of sorted unique arrays (all of one kind)."""
-    arrays = tuple(a for a in arrays if a.size)
-    if not arrays:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.concatenate(arrays))
+def merge_unique(*pairs: Tuple[np.ndarray, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """Sorted union of sorted unique ids (all of one kind), with their counts added."""
+    pairs = tuple(p for p in pairs if p[0].size)
+    if not pairs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ids, inverse = np.unique(np.concatenate([p[0] for p in pairs]), return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=np.concatenate([p[1] for p in pairs]), minlength=ids.size)
+    return ids, counts.astype(np.int64)
+
+
+def ids_of(pair: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return pair[0]
 
 
 def id_slice(ids: Optional[np.ndarray], start: int, stop: int) -> np.ndarray:
@@ -333,64 +337,78 @@ def row_penalty(block: Block, factors: np.ndarray) -> float:
 
 
 # -- Gram matrices, summed in the kernel's chunk order ------------------------------------------------
-Segment = Tuple[str, int, List[Tuple[int, ...]]]
+# A side's Gram is ``_core.wals_gram``'s: chunk c holds rows [c * GRAM_CHUNK, (c + 1) * GRAM_CHUNK), and
+# the chunk Grams are added in chunk order starting from 0. Each block forms the Grams of the chunks
+# it holds whole and keeps the rows of the (at most two) chunks it shares with a neighbour; one task
+# per group of blocks then adds everything in chunk order, so only k x k sums and edge rows travel and
+# the Gram has the same bits for any blocking.
+GramParts = Tuple[int, np.ndarray, List[Tuple[int, np.ndarray]]]
+GramCarry = Tuple[Optional[np.ndarray], List[Tuple[int, np.ndarray]]]
 
 
-def gram_plan(bounds: np.ndarray) -> List[Segment]:
-    """How to form the Gram of a factor matrix cut at ``bounds``, chunk by kernel chunk.
-
-    The chunks (GRAM_CHUNK rows each, from row 0) in order, grouped into segments:
-    ``("block", b, [(lo, hi), ...])`` a run of chunks inside block b (local rows), or
-    ``("split", -1, [(b, lo, hi), ...])`` one chunk cut by block boundaries, by pieces.
-    """
-    n = int(bounds[-1])
-    segments: List[Segment] = []
-    for c0 in range(0, n, GRAM_CHUNK):
-        c1 = min(n, c0 + GRAM_CHUNK)
-        first = int(np.searchsorted(bounds, c0, side="right")) - 1
-        last = int(np.searchsorted(bounds, c1 - 1, side="right")) - 1
-        if first == last:
-            s = int(bounds[first])
-            if segments and segments[-1][0] == "block" and segments[-1][1] == first:
-                segments[-1][2].append((c0 - s, c1 - s))
-            else:
-                segments.append(("block", first, [(c0 - s, c1 - s)]))
-        else:
-            pieces: List[Tuple[int, ...]] = []
-            for b in range(first, last + 1):
-                s, e = int(bounds[b]), int(bounds[b + 1])
-                lo, hi = max(c0, s), min(c1, e)
-                if hi > lo:
-                    pieces.append((b, lo - s, hi - s))
-            segments.append(("split", -1, pieces))
-    return segments
-
-
-def chunk_grams(factors: np.ndarray, ranges: Sequence[Tuple[int, ...]]) -> np.ndarray:
-    """[m, k, k] Grams of the given row ranges of a block (each one kernel chunk)."""
-    k = factors.shape[1]
+def gram_parts(factors: np.ndarray, start: int, total_rows: int) -> GramParts:
+    """``(first, grams, pieces)`` for the block of rows ``[start, start + len(factors))`` of a side
+    with ``total_rows`` rows: ``grams[m]`` is the Gram of whole chunk ``first + m``; ``pieces`` are
+    ``(chunk, rows)`` for the chunks the block holds only part of (its first and last)."""
+    n, k = factors.shape
+    stop = start + n
     nt = worker_threads()
-    out = np.zeros((len(ranges), k, k), dtype=np.float64)
-    for j, (lo, hi) in enumerate(ranges):
-        out[j] = _core.wals_gram(c_array(factors[lo:hi]), nt)
-    return out
+    pieces: List[Tuple[int, np.ndarray]] = []
+    whole: List[np.ndarray] = []
+    first = -1
+    if n:
+        for c in range(start // GRAM_CHUNK, (stop - 1) // GRAM_CHUNK + 1):
+            lo, hi = c * GRAM_CHUNK, min(total_rows, (c + 1) * GRAM_CHUNK)
+            a, b = max(lo, start), min(hi, stop)
+            rows = factors[a - start:b - start]
+            if (a, b) == (lo, hi):
+                first = c if first < 0 else first
+                whole.append(_core.wals_gram(c_array(rows), nt))
+            else:
+                pieces.append((c, c_array(rows)))
+    grams = np.stack(whole) if whole else np.zeros((0, k, k), dtype=np.float64)
+    return first, grams, pieces
 
 
-def row_slice(factors: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return c_array(factors[lo:hi])
+def gram_reduce(carry: Optional[GramCarry], final: bool, *parts: GramParts) -> Any:
+    """Add the blocks' ``gram_parts`` (in block order) to the running sum ``carry`` in chunk order.
 
+    The rows of a chunk split between blocks are joined and its Gram formed when the next chunk
+    starts (a chunk may straddle two calls: its pieces wait in the carry). Returns the carry, or with
+    ``final`` the Gram itself (float64, k x k)."""
+    total: Optional[np.ndarray] = None
+    pending: List[Tuple[int, np.ndarray]] = []
+    if carry is not None:
+        total, pending = (None if carry[0] is None else carry[0].copy()), list(carry[1])
 
-def gram_of_pieces(*pieces: np.ndarray) -> np.ndarray:
-    return _core.wals_gram(c_array(np.concatenate(pieces, axis=0)), worker_threads())[None]
+    def add(g: np.ndarray) -> None:
+        nonlocal total
+        if total is None:
+            total = np.zeros_like(g)
+        total += g  # the kernel's ``s += partial[c]``, chunk by chunk
 
+    def close_pending() -> None:  # every piece of the pending chunk has arrived
+        if pending:
+            add(_core.wals_gram(c_array(np.concatenate([r for _, r in pending], axis=0)), worker_threads()))
+            pending.clear()
 
-def accumulate(total: Optional[np.ndarray], parts: np.ndarray) -> np.ndarray:
-    """``total`` (0 when None) plus the chunk Grams ``parts`` [m, k, k], added one by one in order:
-    the kernel's ``s = 0.0; s += partial[c]`` for every chunk c, so the result has its bits."""
-    out = np.zeros(parts.shape[1:], dtype=np.float64) if total is None else total.copy()
-    for p in parts:
-        out += p
-    return out
+    for first, grams, pieces in parts:
+        for c, rows in pieces:
+            if first >= 0 and c > first:
+                continue  # the block's last chunk: after its whole ones
+            if pending and pending[0][0] != c:
+                close_pending()
+            pending.append((c, rows))
+        if first >= 0:
+            close_pending()
+            for g in grams:
+                add(g)
+            pending.extend(p for p in pieces if p[0] > first)
+    if final:
+        close_pending()
+        assert total is not None, "the Gram of no rows"
+        return total
+    return (total, pending)
 
 
 # -- results ------------------------------------------------------------------------------------------

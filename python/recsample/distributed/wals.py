@@ -7,15 +7,16 @@ kernels on each block (``_core.wals_gram``, ``_core.wals_half_step``, ``_core.wa
 ``client.submit`` calls on futures, and the one shuffle at :meth:`WALS.fit` is dask.dataframe's.
 
 Layout (Spark ALS / oneDAL distributed implicit ALS): users are cut into ``user_blocks`` ranges of
-contiguous indices and items into ``item_blocks``. One shuffle keyed by (user block, item block)
-builds, for each user block, the CSR of its rows with column indices local to the item rows it
-reads, and per item block the list of those rows (and the same for items). Blocks stay on the
-workers. Per half-step (users from items):
+contiguous indices of about equal solve cost (ranges start on a Gram chunk boundary once they span
+four chunks), and items into ``item_blocks``. One shuffle keyed by (user block, item block) builds,
+for each user block, the CSR of its rows with column indices local to the item rows it reads, and
+per item block the list of those rows (and the same for items). Blocks stay on the workers. Per
+half-step (users from items):
 
-* each item block's Gram contribution is formed on its worker, in chunks of the kernel's
-  ``wals_gram`` chunk (2048 rows), and a chain of small tasks adds them in chunk order (only k x k
-  running sums travel): the Gram has the same bits for any blocking and equals the single-machine
-  one; it then goes to every user block's worker (k^2 float64);
+* each item block forms the Grams of the ``wals_gram`` chunks (2048 rows) it holds, on its worker;
+  one task (one per 64 MiB of chunk Grams) adds them in chunk order, so the Gram has the kernel's
+  bits for any blocking and equals the single-machine one; it then goes to every user block's
+  worker (k^2 float64);
 * user block b receives, from each item block c, only the rows of c it reads (``needed``);
 * each user block is solved by ``_core.wals_half_step`` (GIL released).
 
@@ -25,11 +26,10 @@ the other side it reads and the Gram).
 
 Bytes shipped per half-iteration (users from items): ``sum over (b, c) of |needed(b, c)| * factors *
 itemsize`` (the rows of item block c that user block b reads: at most ``min(nnz(b, c), rows of
-c)``; nothing moves when b and c are on the same worker), plus ``8 k^2`` per segment of the
-Gram chain (one per block and per chunk cut by a block boundary) and per user block for the
-broadcast Gram, plus the rows of the chunks cut by a boundary (at most 2048 per boundary).
-Broadcasting every item factor to every user block would cost ``user_blocks * items * factors *
-itemsize``.
+c)``; nothing moves when b and c are on the same worker), plus ``8 k^2 (rows / 2048 + 2)`` per item
+block for its chunk Grams (and the rows of a chunk split by a boundary, only for blocks under four
+chunks), plus ``8 k^2`` per user block for the broadcast Gram. Broadcasting every item factor to
+every user block would cost ``user_blocks * items * factors * itemsize``.
 
 Fault tolerance: every block and every factor block is a task that is a pure function of its
 inputs (``client.submit`` of functions in ``_blocks.py``; nothing is scattered), so when a worker is
@@ -60,6 +60,7 @@ __all__ = ["WALS", "recommend_all"]
 _FORMAT = "recsample.distributed.WALS"
 _FORMAT_VERSION = 1
 _FAN_IN = 16  # unique-id merge tree
+_GRAM_GROUP_BYTES = 64 << 20  # chunk Grams summed by one task
 
 Callback = Callable[[int, float, Optional[float]], Any]
 
@@ -85,9 +86,22 @@ def _seed_state(seed: Any) -> Dict[str, Any]:
     return dict(np.random.PCG64(seed).state)
 
 
-def _bounds(n: int, blocks: int) -> np.ndarray:
+def _bounds(counts: np.ndarray, blocks: int, row_cost: int) -> np.ndarray:
+    """Cut rows into ``blocks`` ranges of about equal solve cost (``counts[r] + row_cost`` per row:
+    its entries plus a per-row cost of the order of the k x k work), so that equal workers finish
+    a half-step together. Ranges of more than four Gram chunks start on a chunk boundary, so that
+    no chunk's rows are split between blocks. The factors do not depend on the cut."""
+    n = int(counts.size)
     b = max(1, min(blocks, n))
-    return np.array([(j * n) // b for j in range(b + 1)], dtype=np.int64)
+    cost = np.cumsum(counts.astype(np.float64) + row_cost)
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, b) / b, side="left") + 1
+    if n // b >= 4 * _b.GRAM_CHUNK:
+        cuts = np.rint(cuts / _b.GRAM_CHUNK).astype(np.int64) * _b.GRAM_CHUNK
+    bounds = [0]
+    for j, cut in enumerate(cuts.tolist()):  # strictly increasing, room left for the later blocks
+        bounds.append(int(min(max(cut, bounds[-1] + 1), n - (b - 1 - j))))
+    bounds.append(n)
+    return np.array(bounds, dtype=np.int64)
 
 
 def _tree(client: Client, func: Callable[..., Any], futures: List[Any]) -> Any:
@@ -110,6 +124,7 @@ class _Frame(NamedTuple):
     item_col: Any
     value_col: Any
     shape: Optional[Tuple[int, int]]  # indices given (triplets / scipy): used as they are
+    counts: Optional[Tuple[np.ndarray, np.ndarray]]  # with shape: entries per user and per item
     report: Dict[str, Any]
 
 
@@ -139,7 +154,8 @@ class WALS:
             targets, iterations, solver, cg_steps, dtype: as in :class:`recsample.WALS`.
         user_blocks, item_blocks: how many contiguous ranges of user (item) indices to cut the
             factors into (None: the cluster's total thread count at :meth:`fit`; at most the
-            number of users / items). More blocks: smaller tasks and more of them in flight;
+            number of users / items). The ranges are cut at about equal solve cost (interactions
+            plus a per-row cost), not equal row counts. More blocks: smaller tasks and more of them in flight;
             fewer: less per-task overhead. Results do not depend on them.
         seed: as in :class:`recsample.WALS`. The initial rows of a block are drawn on its worker by
             advancing PCG64 to the block's first row, so a ``Generator`` must be
@@ -248,7 +264,8 @@ class WALS:
             report = {"read": int(rows.size), "merged_duplicates": int(rows.size - distinct),
                       "dropped": {"zero_value": int(distinct - csr.indices.size)}}
             frame = dd.from_pandas(pdf, npartitions=max(1, min(partitions, len(pdf))), sort=False)
-            return _Frame(frame, "user", "item", "value", csr.shape, report)
+            counts = (np.diff(csr.indptr), np.bincount(csr.indices, minlength=csr.shape[1]))
+            return _Frame(frame, "user", "item", "value", csr.shape, counts, report)
         if isinstance(data, (str, os.PathLike)):
             frame = dd.read_parquet(os.fspath(data))
         elif isinstance(data, pd.DataFrame):
@@ -271,7 +288,7 @@ class WALS:
             frame = dd.from_pandas(frame[names], npartitions=max(1, min(partitions, len(frame))), sort=False)
         else:
             frame = frame[names]
-        return _Frame(frame, user_col, item_col, value_col, None, {})
+        return _Frame(frame, user_col, item_col, value_col, None, None, {})
 
     # -- fitting --------------------------------------------------------------------------------------
     def fit(
@@ -331,16 +348,18 @@ class WALS:
             report["read"] = sum(s["rows"] for s in stats)
             if report["read"] == 0:
                 raise ValueError("data has no rows (every partition is empty)")
-            uid: Optional[Future] = _tree(client, _b.merge_unique,
-                                          [client.submit(_b.scan_ids, s, "users") for s in scans])
-            iid: Optional[Future] = _tree(client, _b.merge_unique,
-                                          [client.submit(_b.scan_ids, s, "items") for s in scans])
-            user_ids, item_ids = client.gather([uid, iid])
-            del scans
+            ucounts = _tree(client, _b.merge_unique, [client.submit(_b.scan_ids, s, "users") for s in scans])
+            icounts = _tree(client, _b.merge_unique, [client.submit(_b.scan_ids, s, "items") for s in scans])
+            uid: Optional[Future] = client.submit(_b.ids_of, ucounts)
+            iid: Optional[Future] = client.submit(_b.ids_of, icounts)
+            (user_ids, user_counts), (item_ids, item_counts) = client.gather([ucounts, icounts])
+            del scans, ucounts, icounts
         else:
             uid = iid = None
             user_ids = np.arange(source.shape[0], dtype=np.int64)
             item_ids = np.arange(source.shape[1], dtype=np.int64)
+            assert source.counts is not None
+            user_counts, item_counts = source.counts
             report["empty_partitions"] = 0
             report.update(source.report)
         n_users, n_items = int(user_ids.size), int(item_ids.size)
@@ -348,8 +367,9 @@ class WALS:
             raise ValueError(f"data is empty ({n_users} users, {n_items} items)")
         f = self.factors
         total_threads = max(1, sum(client.nthreads().values()))
-        ub = _bounds(n_users, self.user_blocks or total_threads)
-        ib = _bounds(n_items, self.item_blocks or total_threads)
+        row_cost = f // 2 + 8  # the kernel's per-row cost estimate, in entries
+        ub = _bounds(user_counts, self.user_blocks or total_threads, row_cost)
+        ib = _bounds(item_counts, self.item_blocks or total_threads, row_cost)
         nb, nc = ub.size - 1, ib.size - 1
 
         # Pass 2: the one shuffle, keyed by (user block, item block), then the blocks.
@@ -384,12 +404,11 @@ class WALS:
         state = _seed_state(self.seed)
         X = [client.submit(_b.init_factors, blk, state, 0, f, self.dtype) for blk in ublocks]
         Y = [client.submit(_b.init_factors, blk, state, n_users, f, self.dtype) for blk in iblocks]
-        uplan, iplan = _b.gram_plan(ub), _b.gram_plan(ib)
         w0, lam, solver, cg = self.unobserved_weight, self.regularization, _SOLVERS[self.solver], self.cg_steps
         scaled = self.regularization_scaling != "none"
         want_loss = callback is not None or progress
         losses: List[float] = []
-        gy = _gram(client, Y, iplan)
+        gy = _gram(client, Y, ib, f)
         bar = Progress(self.iterations, "WALS (dask)", enabled=progress)
         try:
             for it in range(self.iterations):
@@ -398,12 +417,12 @@ class WALS:
                            for b in range(nb)]
                 X = [client.submit(_b.solve_block, ublocks[b], X[b], gy, w0, solver, cg, *ypieces[b])
                      for b in range(nb)]
-                gx = _gram(client, X, uplan)
+                gx = _gram(client, X, ub, f)
                 xpieces = [[client.submit(_b.take_rows, X[b], ublocks[b], c) for b in range(nb) if ineed[c][b]]
                            for c in range(nc)]
                 Y = [client.submit(_b.solve_block, iblocks[c], Y[c], gx, w0, solver, cg, *xpieces[c])
                      for c in range(nc)]
-                gy = _gram(client, Y, iplan)
+                gy = _gram(client, Y, ib, f)
                 gy_value = gy.result()  # waits for the sweep; raises a worker's error here
                 seconds = time.perf_counter() - start
                 loss = None
@@ -501,22 +520,28 @@ class WALS:
         return meta
 
 
-def _gram(client: Client, factors: Sequence[Future], plan: List[_b.Segment]) -> Future:
-    """The Gram of the factor matrix cut into ``factors`` blocks, as ``_core.wals_gram`` forms it.
-
-    Each block's chunk Grams are computed where the block is, all in parallel; a chain of small
-    tasks then adds them in chunk order, so only k x k running sums travel between workers.
-    """
-    total: Optional[Future] = None
-    for kind, b, items in plan:
-        if kind == "block":
-            part = client.submit(_b.chunk_grams, factors[b], items)
-        else:
-            part = client.submit(_b.gram_of_pieces, *[client.submit(_b.row_slice, factors[pb], lo, hi)
-                                                      for pb, lo, hi in items])
-        total = client.submit(_b.accumulate, total, part)
-    assert total is not None
-    return total
+def _gram(client: Client, factors: Sequence[Future], bounds: np.ndarray, factors_k: int) -> Future:
+    """The Gram of the factor matrix cut at ``bounds`` into the blocks ``factors``, with
+    ``_core.wals_gram``'s bits: each block's chunk Grams are formed where the block is, all in
+    parallel, then added in chunk order by one task per group of blocks (groups of at most
+    ``_GRAM_GROUP_BYTES`` of chunk Grams; only k x k sums and split chunks' rows travel)."""
+    n = int(bounds[-1])
+    parts = [client.submit(_b.gram_parts, x, int(bounds[b]), n) for b, x in enumerate(factors)]
+    per_block = [((int(bounds[b + 1]) - int(bounds[b])) // _b.GRAM_CHUNK + 2) * factors_k * factors_k * 8
+                 for b in range(len(factors))]
+    groups: List[List[Future]] = [[]]
+    size = 0
+    for part, nbytes in zip(parts, per_block):
+        if groups[-1] and size + nbytes > _GRAM_GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += nbytes
+    carry: Optional[Future] = None
+    for j, group in enumerate(groups):
+        carry = client.submit(_b.gram_reduce, carry, j == len(groups) - 1, *group)
+    assert carry is not None
+    return carry
 
 
 def recommend_all(model: WALS, k: int = 10, *, exclude_seen: bool = True, client: Optional[Client] = None,
