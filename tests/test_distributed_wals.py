@@ -315,7 +315,7 @@ def test_bad_input_is_named_before_fitting(client, case, error, match):
 # -- results ------------------------------------------------------------------------------------------
 def test_recommend_all_equals_topk_with_exclusions(client, tmp_path):
     df = frame_with_string_ids(seed=4)
-    model = dist_fit(df, client, user_col="u", item_col="i", value_col="clicks", user_blocks=3, item_blocks=2)[0]
+    model = dist_fit(df, client, user_col="u", item_col="i", value_col="clicks", user_blocks=3, item_blocks=4)[0]
     local = model.to_local()
     seen = sp.csr_matrix((np.ones(local._fitted.seen_indices.size), local._fitted.seen_indices,
                           local._fitted.seen_indptr), shape=local.shape)
@@ -326,6 +326,9 @@ def test_recommend_all_equals_topk_with_exclusions(client, tmp_path):
                          "score": scores[ok], "rank": rows[1] + 1})
     got = rsd.recommend_all(model, k=10)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    # item factors over the broadcast limit: streamed item block by item block, same result
+    streamed = rsd.recommend_all(model, k=10, broadcast_limit=0)
+    pd.testing.assert_frame_equal(streamed, want, check_dtype=False)
     out = rsd.recommend_all(model, k=10, output=tmp_path / "recs")
     files = sorted(os.listdir(out))
     assert files == [f"part-{b:05d}.parquet" for b in range(3)]

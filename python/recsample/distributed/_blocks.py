@@ -432,16 +432,46 @@ def save_block(factors: np.ndarray, path: str) -> str:
     return path
 
 
-def topk_block(block: Block, factors: np.ndarray, items: np.ndarray, user_ids: np.ndarray,
-               item_ids: Optional[np.ndarray], k: int, exclude_seen: bool,
-               path: Optional[str]) -> Any:
-    """Top-k items of every user of a block (seen items excluded from the block's own CSR) as a
-    DataFrame ``user, item, score, rank`` (rank 1 = best); written to ``path`` (Parquet) if given."""
+def _seen_in(block: Block, lo: int, hi: int) -> Tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, indices - lo) of the block's training items in [lo, hi)."""
+    lengths, cols = seen_rows(block)
+    keep = (cols >= lo) & (cols < hi)
+    row_of = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+    indptr = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of[keep], minlength=lengths.size), out=indptr[1:])
+    return indptr, c_array(cols[keep] - lo)
+
+
+def topk_scores(block: Block, factors: np.ndarray, items: np.ndarray, item_start: int, k: int,
+                exclude_seen: bool, carry: Optional[Tuple[np.ndarray, np.ndarray]] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k ``(ids, scores)`` of a user block against the items ``[item_start, item_start +
+    len(items))`` (ids global; -1 where there are fewer), merged with the top-k ``carry`` of the
+    items before them: the best k of both by score, ties to the lower item index, as
+    ``recsample.topk`` ranks them."""
     ex_ptr = ex_idx = None
     if exclude_seen:
-        ex_ptr = c_array(block.indptr)
-        ex_idx = c_array(seen_rows(block)[1])
-    ids, scores = _core.topk_inner_product(c_array(factors), c_array(items), k, ex_ptr, ex_idx, None, worker_threads())
+        ex_ptr, ex_idx = _seen_in(block, item_start, item_start + items.shape[0])
+    kk = min(k, items.shape[0])
+    ids, scores = _core.topk_inner_product(c_array(factors), c_array(items), kk, ex_ptr, ex_idx, None,
+                                           worker_threads())
+    ids = np.where(ids >= 0, ids + item_start, -1)
+    if carry is None:
+        return ids, scores
+    ids = np.concatenate([carry[0], ids], axis=1)
+    scores = np.concatenate([carry[1], scores], axis=1)
+    valid = ids >= 0
+    key_score = np.where(valid, -scores.astype(np.float64), np.inf)
+    order = np.lexsort((np.where(valid, ids, np.iinfo(np.int64).max), key_score), axis=1)[:, :k]
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
+def topk_frame(result: Tuple[np.ndarray, np.ndarray], user_ids: np.ndarray, item_ids: Optional[np.ndarray],
+               path: Optional[str]) -> Any:
+    """A block's top-k as a DataFrame ``user, item, score, rank`` (rank 1 = best), written to
+    ``path`` (Parquet) if given."""
+    ids, scores = result
+    k = ids.shape[1]
     valid = ids >= 0
     rows = np.repeat(np.arange(ids.shape[0], dtype=np.int64), k)[valid.ravel()]
     rank = np.tile(np.arange(1, k + 1, dtype=np.int64), ids.shape[0])[valid.ravel()]

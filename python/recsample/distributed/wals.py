@@ -545,13 +545,16 @@ def _gram(client: Client, factors: Sequence[Future], bounds: np.ndarray, factors
 
 
 def recommend_all(model: WALS, k: int = 10, *, exclude_seen: bool = True, client: Optional[Client] = None,
-                  output: Any = None) -> Any:
+                  output: Any = None, broadcast_limit: int = 1 << 30) -> Any:
     """Exact top-k items for every user of a fitted :class:`WALS`, computed user block by user block.
 
-    The item factors are concatenated once and sent to each worker once; each user block ranks
-    every item with the shared top-k kernel (``_core.topk_inner_product``, as ``recsample.topk``),
-    skipping the items in its own rows of the training matrix when ``exclude_seen``. Memory per
-    worker: the item factors plus one user block's factors, CSR and ``rows x k`` results.
+    Each user block ranks every item with the shared top-k kernel (``_core.topk_inner_product``, as
+    ``recsample.topk``), skipping the items in its own rows of the training matrix when
+    ``exclude_seen``. Item factors of at most ``broadcast_limit`` bytes are concatenated once and
+    sent to each worker once (memory per worker: all item factors plus one user block's factors,
+    CSR and ``rows x k`` results); larger ones are streamed: each user block visits the item
+    blocks one after another, keeping a running top-k (memory per worker: one item block at a
+    time). Both give the same result, which equals ``recsample.topk``'s.
 
     Args:
         model: a fitted :class:`WALS`.
@@ -560,6 +563,7 @@ def recommend_all(model: WALS, k: int = 10, *, exclude_seen: bool = True, client
         client: the client to run on (None: the one the model was fitted with).
         output: None to return one pandas DataFrame; or a directory (shared storage, as for
             :meth:`WALS.save`) where each user block's worker writes ``part-NNNNN.parquet``.
+        broadcast_limit: the largest item-factor matrix (bytes) sent whole to every worker.
     Returns:
         a DataFrame (or, with ``output``, the directory's path) with columns ``user``, ``item``
         (the ids of ``user_ids_`` / ``item_ids_``), ``score`` (the model dtype) and ``rank`` (1 =
@@ -573,19 +577,26 @@ def recommend_all(model: WALS, k: int = 10, *, exclude_seen: bool = True, client
     k = as_int(k, "k", minimum=1)
     if not isinstance(exclude_seen, (bool, np.bool_)):
         raise TypeError(f"exclude_seen must be a bool, got {type(exclude_seen).__name__}")
+    broadcast_limit = as_int(broadcast_limit, "broadcast_limit", minimum=0)
     n_items = int(s.item_bounds[-1])
     k_eff = min(k, n_items)
-    items = c.submit(_b.concat_rows, *s.Y)
+    stream = n_items * model.factors * np.dtype(model.dtype).itemsize > broadcast_limit
+    items = None if stream else c.submit(_b.concat_rows, *s.Y)
     root = None
     if output is not None:
         root = os.path.abspath(os.fspath(output))
         os.makedirs(root, exist_ok=True)
     jobs = []
     for b, (blk, X) in enumerate(zip(s.user_blocks, s.X)):
+        if stream:  # a chain per user block: one item block in flight at a time
+            top = None
+            for cb, Y in enumerate(s.Y):
+                top = c.submit(_b.topk_scores, blk, X, Y, int(s.item_bounds[cb]), k_eff, bool(exclude_seen), top)
+        else:
+            top = c.submit(_b.topk_scores, blk, X, items, 0, k_eff, bool(exclude_seen))
         ids = c.submit(_b.id_slice, s.user_ids, int(s.user_bounds[b]), int(s.user_bounds[b + 1]))
         target = None if root is None else os.path.join(root, f"part-{b:05d}.parquet")
-        jobs.append(c.submit(_b.topk_block, blk, X, items, ids, s.item_ids, k_eff, bool(exclude_seen), target,
-                             pure=root is None))
+        jobs.append(c.submit(_b.topk_frame, top, ids, s.item_ids, target, pure=root is None))
     results = c.gather(jobs)
     if root is not None:
         return root
