@@ -356,6 +356,20 @@ def test_to_local_and_save(client, tmp_path):
         parts = [np.load(folder / name) for name in sorted(os.listdir(folder))]
         np.testing.assert_array_equal(np.concatenate(parts), want)
     np.testing.assert_array_equal(pd.read_parquet(tmp_path / "saved" / "user_ids.parquet")["id"], model.user_ids_)
+    back = rsd.load_factors(tmp_path / "saved")
+    np.testing.assert_array_equal(back.user_factors, local.user_factors)
+    np.testing.assert_array_equal(back.item_factors, local.item_factors)
+    np.testing.assert_array_equal(back.item_ids, model.item_ids_)
+    assert back.params == model.get_params()
+    lazy = rsd.load_factors(tmp_path / "saved", lazy=True)
+    assert lazy.user_factors.numblocks[0] == 3
+    with client.as_current():
+        np.testing.assert_array_equal(lazy.item_factors.compute(), local.item_factors)
+    os.remove(tmp_path / "saved" / "item_factors" / "part-00001.npy")
+    with pytest.raises(ValueError, match="path: the saved model is incomplete"):
+        rsd.load_factors(tmp_path / "saved")
+    with pytest.raises(ValueError, match="no meta.json"):
+        rsd.load_factors(tmp_path)
 
 
 # -- faults (last: it restarts a worker of the shared cluster) ------------------------------------------

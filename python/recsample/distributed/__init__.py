@@ -5,7 +5,8 @@ each block: no scheduler, RPC or shuffle of our own. Importing ``recsample`` nev
 package; importing this package imports dask only when one of its names is used.
 
 * :class:`WALS`, :func:`recommend_all` (``wals.py``): block-partitioned WALS with Spark's layout,
-  and exact top-k for every user written block by block.
+  and exact top-k for every user written block by block; :func:`load_factors` (``saved.py``)
+  reads back what :meth:`WALS.save` wrote.
 * :func:`random_walks`, :func:`skipgram_pairs`, :func:`sample_negatives`, :func:`item_counts`,
   :func:`prebatched_negatives` (``generate.py``): bulk training data partitioned by global
   position, bit-identical to the single-machine functions for any number of workers or partitions.
@@ -19,6 +20,8 @@ from typing import Any
 _WHERE = {
     "WALS": "wals",
     "recommend_all": "wals",
+    "load_factors": "saved",
+    "SavedFactors": "saved",
     "random_walks": "generate",
     "skipgram_pairs": "generate",
     "sample_negatives": "generate",

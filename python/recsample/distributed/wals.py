@@ -54,11 +54,10 @@ from .._progress import Progress
 from .._validate import as_int
 from ..wals import _SOLVERS, WALS as _LocalWALS, _as_csr, _is_scipy_sparse
 from . import _blocks as _b
+from .saved import FORMAT, FORMAT_VERSION
 
 __all__ = ["WALS", "recommend_all"]
 
-_FORMAT = "recsample.distributed.WALS"
-_FORMAT_VERSION = 1
 _FAN_IN = 16  # unique-id merge tree
 _GRAM_GROUP_BYTES = 64 << 20  # chunk Grams summed by one task
 
@@ -484,7 +483,7 @@ class WALS:
         ``item_factors/part-NNNNN.npy`` (one ``[rows, factors]`` array per block, blocks in index
         order), ``user_ids.parquet`` / ``item_ids.parquet`` (column ``id``; row r of the
         concatenated factors belongs to id r) and ``meta.json`` (hyper-parameters, block bounds,
-        file names). ``path`` must be storage that every worker and this process can write at the
+        file names); :func:`recsample.distributed.load_factors` reads it back. ``path`` must be storage that every worker and this process can write at the
         same path (a shared or network file system; on a LocalCluster any local directory).
         The factors never travel to this process.
 
@@ -507,8 +506,8 @@ class WALS:
         if not (params["seed"] is None or isinstance(params["seed"], int)):
             params["seed"] = None
         meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
             "params": params,
             "shape": list(self.shape),
             "user_bounds": [int(x) for x in s.user_bounds],
