@@ -299,18 +299,18 @@ def take_rows(factors: np.ndarray, block: Block, other: int) -> np.ndarray:
     return c_array(factors[block.send[other]])
 
 
-def _gathered(pieces: Sequence[np.ndarray], k: int, dtype: Any) -> np.ndarray:
+def stack_rows(k: int, dtype: str, *pieces: np.ndarray) -> np.ndarray:
+    """The other side's rows a block reads, its pieces stacked in other-block order (run on the
+    block's worker, so they travel while the Gram is still being summed)."""
     if not pieces:
-        return np.zeros((0, k), dtype=dtype)
+        return np.zeros((0, k), dtype=np.dtype(dtype))
     return c_array(np.concatenate(pieces, axis=0))
 
 
 def solve_block(block: Block, previous: np.ndarray, gram: np.ndarray, w0: float, solver: int, cg_steps: int,
-                *pieces: np.ndarray) -> np.ndarray:
-    """One half-step on one block: its rows solved against the other side's rows it reads (the
-    pieces, in other-block order) and the other side's full Gram. ``previous`` is the CG start."""
-    k = previous.shape[1]
-    other = _gathered(pieces, k, previous.dtype)
+                other: np.ndarray) -> np.ndarray:
+    """One half-step on one block: its rows solved against the other side's rows it reads
+    (``stack_rows``) and the other side's full Gram. ``previous`` is the CG start."""
     out = np.array(previous, dtype=previous.dtype, order="C", copy=True)
     # Arrays that travelled between workers may come out of deserialisation misaligned: c_array.
     rr = None if block.row_reg is None else c_array(block.row_reg)
@@ -320,10 +320,9 @@ def solve_block(block: Block, previous: np.ndarray, gram: np.ndarray, w0: float,
     return out
 
 
-def observed_loss(block: Block, factors: np.ndarray, w0: float, *pieces: np.ndarray) -> float:
+def observed_loss(block: Block, factors: np.ndarray, w0: float, other: np.ndarray) -> float:
     """sum over this (item) block's entries of w (a - x.y)^2 - w0 (x.y)^2, in float64."""
     assert block.weight is not None and block.target is not None, "the loss is summed over item blocks"
-    other = _gathered(pieces, factors.shape[1], factors.dtype)
     return float(_core.wals_observed_loss(c_array(block.indptr), c_array(block.indices), c_array(block.weight),
                                           c_array(block.target), c_array(factors), c_array(other), w0,
                                           worker_threads()))

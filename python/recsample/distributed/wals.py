@@ -400,6 +400,15 @@ class WALS:
         ineed = [s["needed"] for s in istats]  # ineed[c][b]: rows of user block b that item block c reads
 
         # Iterations.
+        home = client.who_has(ublocks + iblocks)  # block key -> the workers that hold it
+        dtype_name = np.dtype(self.dtype).str
+
+        def stack(block: Future, pieces: List[Future]) -> Future:
+            # on the block's worker as soon as the pieces exist, so that they travel while the Gram
+            # is being summed and the solve starts with every input local
+            return client.submit(_b.stack_rows, f, dtype_name, *pieces, workers=list(home.get(block.key, ())) or None,
+                                 allow_other_workers=True, priority=1)
+
         state = _seed_state(self.seed)
         X = [client.submit(_b.init_factors, blk, state, 0, f, self.dtype) for blk in ublocks]
         Y = [client.submit(_b.init_factors, blk, state, n_users, f, self.dtype) for blk in iblocks]
@@ -412,21 +421,21 @@ class WALS:
         try:
             for it in range(self.iterations):
                 start = time.perf_counter()
-                ypieces = [[client.submit(_b.take_rows, Y[c], iblocks[c], b) for c in range(nc) if uneed[b][c]]
-                           for b in range(nb)]
-                X = [client.submit(_b.solve_block, ublocks[b], X[b], gy, w0, solver, cg, *ypieces[b])
+                yrows = [stack(ublocks[b], [client.submit(_b.take_rows, Y[c], iblocks[c], b, priority=2)
+                                            for c in range(nc) if uneed[b][c]]) for b in range(nb)]
+                X = [client.submit(_b.solve_block, ublocks[b], X[b], gy, w0, solver, cg, yrows[b])
                      for b in range(nb)]
                 gx = _gram(client, X, ub, f)
-                xpieces = [[client.submit(_b.take_rows, X[b], ublocks[b], c) for b in range(nb) if ineed[c][b]]
-                           for c in range(nc)]
-                Y = [client.submit(_b.solve_block, iblocks[c], Y[c], gx, w0, solver, cg, *xpieces[c])
+                xrows = [stack(iblocks[c], [client.submit(_b.take_rows, X[b], ublocks[b], c, priority=2)
+                                            for b in range(nb) if ineed[c][b]]) for c in range(nc)]
+                Y = [client.submit(_b.solve_block, iblocks[c], Y[c], gx, w0, solver, cg, xrows[c])
                      for c in range(nc)]
                 gy = _gram(client, Y, ib, f)
                 gy_value = gy.result()  # waits for the sweep; raises a worker's error here
                 seconds = time.perf_counter() - start
                 loss = None
                 if want_loss:
-                    obs = [client.submit(_b.observed_loss, iblocks[c], Y[c], w0, *xpieces[c]) for c in range(nc)]
+                    obs = [client.submit(_b.observed_loss, iblocks[c], Y[c], w0, xrows[c]) for c in range(nc)]
                     pen = ([client.submit(_b.row_penalty, blk, x) for blk, x in zip(ublocks, X)]
                            + [client.submit(_b.row_penalty, blk, y) for blk, y in zip(iblocks, Y)]) if scaled else []
                     gx_value, obs_values, pen_values = client.gather([gx, obs, pen])
@@ -441,7 +450,7 @@ class WALS:
                         reg = lam * (float(np.trace(gx_value)) + float(np.trace(gy_value)))
                     loss = float(observed + w0 * float(np.sum(gx_value * gy_value)) + reg)
                     losses.append(loss)
-                del xpieces, ypieces
+                del xrows, yrows
                 bar.update(1, None if loss is None else f"loss {loss:.6g}")
                 if callback is not None:
                     callback(it, seconds, loss)
@@ -525,7 +534,7 @@ def _gram(client: Client, factors: Sequence[Future], bounds: np.ndarray, factors
     parallel, then added in chunk order by one task per group of blocks (groups of at most
     ``_GRAM_GROUP_BYTES`` of chunk Grams; only k x k sums and split chunks' rows travel)."""
     n = int(bounds[-1])
-    parts = [client.submit(_b.gram_parts, x, int(bounds[b]), n) for b, x in enumerate(factors)]
+    parts = [client.submit(_b.gram_parts, x, int(bounds[b]), n, priority=1) for b, x in enumerate(factors)]
     per_block = [((int(bounds[b + 1]) - int(bounds[b])) // _b.GRAM_CHUNK + 2) * factors_k * factors_k * 8
                  for b in range(len(factors))]
     groups: List[List[Future]] = [[]]
