@@ -118,22 +118,28 @@ def test_initial_factors_equal_single_machine_rows(dtype):
         np.testing.assert_array_equal(np.concatenate(got), want)
 
 
-def test_gram_from_blocks_is_the_kernel_gram_bit_for_bit():
-    assert _blocks.GRAM_CHUNK == 2048  # the kernel's chunk, exported by _core
+@pytest.mark.parametrize("n", [5000, 2 * 2048 * 256 + 3000])
+def test_gram_from_blocks_is_the_kernel_gram_bit_for_bit(n):
+    chunk, group = _blocks.GRAM_CHUNK, _blocks.GRAM_CHUNK * _blocks.GRAM_GROUP
+    assert (chunk, _blocks.GRAM_GROUP) == (2048, 256)  # the kernel's, exported by _core
     rng = np.random.default_rng(0)
-    Y = rng.standard_normal((5000, 7)).astype(np.float32)
+    Y = rng.standard_normal((n, 3)).astype(np.float32)
     want = _core.wals_gram(Y, 0)
-    cases = ([0, 5000], [0, 1000, 3000, 4097, 5000], [0, 2048, 4096, 5000], [0, 1, 2, 4999, 5000],
-             [0, 100, 200, 300, 2100, 5000], [0, 4096, 4100, 4200, 5000])
+    if n < group:
+        cases = ([0, n], [0, 1000, 3000, 4097, n], [0, 2048, 4096, n], [0, 1, 2, n - 1, n],
+                 [0, 100, 200, 300, 2100, n], [0, 4096, 4100, 4200, n])
+    else:  # several groups: whole groups, groups shared by blocks, chunks split across blocks
+        cases = ([0, n], [0, group, 2 * group, n], [0, 1000, group + 2048, group + 5000, n],
+                 [0, group - 1, group + 1, 2 * group + 1, n], [0, 3 * chunk, 2 * group - 7, n])
     for bounds in cases:
-        parts = [_blocks.gram_parts(Y[lo:hi], lo, 5000) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        # every way of cutting the blocks into consecutive reduce groups gives the same bits
+        parts = [_blocks.gram_parts(Y[lo:hi], lo, n) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        # every way of cutting the blocks into two consecutive reduce tasks gives the same bits
         for cut in range(1, len(parts) + 1):
             carry = None
-            for j, group in enumerate((parts[:cut], parts[cut:])):
-                if group:
-                    carry = _blocks.gram_reduce(carry, j == 1 or cut == len(parts), *group)
-            np.testing.assert_array_equal(carry, want, err_msg=f"bounds {bounds}, groups cut at {cut}")
+            for j, group_parts in enumerate((parts[:cut], parts[cut:])):
+                if group_parts:
+                    carry = _blocks.gram_reduce(carry, j == 1 or cut == len(parts), *group_parts)
+            np.testing.assert_array_equal(carry, want, err_msg=f"bounds {bounds}, reduce cut at block {cut}")
 
 
 def test_constructor_validates_like_single_machine():

@@ -824,3 +824,15 @@ def test_bad_regularization_scaling():
     state["regularization_scaling"] = "sometimes"
     with pytest.raises(ValueError, match="regularization_scaling"):
         rs.WALS.__new__(rs.WALS).__setstate__(state)
+
+
+def test_gram_over_several_chunk_groups_is_exact_and_thread_independent():
+    # more rows than one group of chunks (2048 x 256): the group sums are added in group order
+    n = 2 * _core.WALS_GRAM_CHUNK * _core.WALS_GRAM_GROUP + 3001
+    Y = np.random.default_rng(5).standard_normal((n, 3)).astype(np.float32)
+    want = Y.astype(np.float64).T @ Y.astype(np.float64)
+    got = [_core.wals_gram(Y, t) for t in (1, 2, 3)]
+    np.testing.assert_allclose(got[0], want, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(got[0], got[0].T)
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])

@@ -113,6 +113,7 @@ void def_wals(py::module_& m) {
 
 void bind_wals(py::module_& m) {
   m.attr("WALS_GRAM_CHUNK") = py::int_(kWalsGramChunk);
+  m.attr("WALS_GRAM_GROUP") = py::int_(kWalsGramGroup);
   def_wals<float>(m);
   def_wals<double>(m);
 }

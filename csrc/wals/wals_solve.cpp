@@ -556,19 +556,31 @@ void wals_gram(const T* Y, int64_t n, int64_t k, double* out, int num_threads) {
   require(k >= 1, "wals_gram: k must be >= 1");
   const int64_t kp = padded(k);
   const int64_t chunks = (n + kWalsGramChunk - 1) / kWalsGramChunk;
-  std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(chunks, 1) * kp * kp), 0.0);
+  const int64_t per_group = std::min<int64_t>(std::max<int64_t>(chunks, 1), kWalsGramGroup);
+  std::vector<double> partial(static_cast<size_t>(per_group * kp * kp));
+  std::vector<double> total(static_cast<size_t>(k * k), 0.0);
   const auto fn = gram_chunk_pick<T>();
-  run_chunks(chunks, num_threads, [&](int64_t c) {
-    const int64_t b = c * kWalsGramChunk, e = std::min(n, b + kWalsGramChunk);
-    fn(Y, b, e, k, kp, partial.data() + c * kp * kp);
-  });
-  // Chunk partials added in chunk order; the upper triangle mirrored into the lower.
-  for (int64_t a = 0; a < k; ++a) {
+  // Groups of kWalsGramGroup chunks one after another (memory: one group's partials); within a
+  // group the chunk partials are added in chunk order from 0, then the group sums in group order.
+  for (int64_t g0 = 0; g0 < chunks; g0 += kWalsGramGroup) {
+    const int64_t m = std::min(kWalsGramGroup, chunks - g0);
+    std::fill(partial.begin(), partial.begin() + m * kp * kp, 0.0);
+    run_chunks(m, num_threads, [&](int64_t c) {
+      const int64_t b = (g0 + c) * kWalsGramChunk, e = std::min(n, b + kWalsGramChunk);
+      fn(Y, b, e, k, kp, partial.data() + c * kp * kp);
+    });
+    for (int64_t a = 0; a < k; ++a) {
+      for (int64_t b = a; b < k; ++b) {
+        double t = 0.0;
+        for (int64_t c = 0; c < m; ++c) t += partial[static_cast<size_t>(c * kp * kp + a * kp + b)];
+        total[static_cast<size_t>(a * k + b)] += t;
+      }
+    }
+  }
+  for (int64_t a = 0; a < k; ++a) {  // the upper triangle mirrored into the lower
     for (int64_t b = a; b < k; ++b) {
-      double s = 0.0;
-      for (int64_t c = 0; c < chunks; ++c) s += partial[static_cast<size_t>(c * kp * kp + a * kp + b)];
-      out[a * k + b] = s;
-      out[b * k + a] = s;
+      out[a * k + b] = total[static_cast<size_t>(a * k + b)];
+      out[b * k + a] = total[static_cast<size_t>(a * k + b)];
     }
   }
 }

@@ -25,10 +25,13 @@ namespace recsample {
 
 enum class WalsSolver : int { kCholesky = 0, kCG = 1 };
 
-// Rows per partial sum of wals_gram: rows [c * kWalsGramChunk, (c + 1) * kWalsGramChunk) form chunk
-// c, and the chunk Grams are added in chunk order, so the result never depends on the thread count
-// (and recsample.distributed rebuilds the same bits from blocks of rows).
+// The fixed reduction order of wals_gram: rows [c * kWalsGramChunk, (c + 1) * kWalsGramChunk) form
+// chunk c; the Grams of the chunks of group g (chunks [g * kWalsGramGroup, (g + 1) * kWalsGramGroup))
+// are added in chunk order starting from 0, and the group sums in group order starting from 0. So
+// the result never depends on the thread count, and recsample.distributed rebuilds the same bits
+// from blocks of rows, a block sending one k x k sum per whole group it holds.
 constexpr int64_t kWalsGramChunk = 2048;
+constexpr int64_t kWalsGramGroup = 256;
 
 // out (k x k, float64, full symmetric) = Y' Y for Y (n x k, row-major).
 template <class T>

@@ -64,6 +64,7 @@ def _set_isa_level(level: int) -> None: ...
 
 # WALS (csrc/bindings/wals.cpp)
 WALS_GRAM_CHUNK: int
+WALS_GRAM_GROUP: int
 
 def wals_gram(factors: npt.NDArray[Any], num_threads: int = ...) -> npt.NDArray[np.float64]: ...
 def wals_half_step(

@@ -335,79 +335,112 @@ def row_penalty(block: Block, factors: np.ndarray) -> float:
     return float(block.row_reg @ np.einsum("ij,ij->i", f64, f64))
 
 
-# -- Gram matrices, summed in the kernel's chunk order ------------------------------------------------
-# A side's Gram is ``_core.wals_gram``'s: chunk c holds rows [c * GRAM_CHUNK, (c + 1) * GRAM_CHUNK), and
-# the chunk Grams are added in chunk order starting from 0. Each block forms the Grams of the chunks
-# it holds whole and keeps the rows of the (at most two) chunks it shares with a neighbour; one task
-# per group of blocks then adds everything in chunk order, so only k x k sums and edge rows travel and
-# the Gram has the same bits for any blocking.
-GramParts = Tuple[int, np.ndarray, List[Tuple[int, np.ndarray]]]
-GramCarry = Tuple[Optional[np.ndarray], List[Tuple[int, np.ndarray]]]
+# -- Gram matrices, summed in the kernel's order ------------------------------------------------------
+# A side's Gram is ``_core.wals_gram``'s: chunk c holds rows [c * GRAM_CHUNK, (c + 1) * GRAM_CHUNK) and
+# group g chunks [g * GRAM_GROUP, (g + 1) * GRAM_GROUP); chunk Grams are added in chunk order within a
+# group, group sums in group order. A block sends one k x k sum per group it holds whole (the
+# kernel's own Gram of that group's rows), the Grams of the whole chunks of the groups it shares
+# with a neighbour, and the rows of the chunks it shares; one task per 64 MiB of those then adds
+# everything in the kernel's order, so the Gram has the same bits for any blocking.
+GRAM_GROUP = _core.WALS_GRAM_GROUP  # chunks per group
+GramEntry = Tuple[str, int, np.ndarray]  # ("group" | "chunk" | "rows", index, k x k Gram or rows)
 
 
-def gram_parts(factors: np.ndarray, start: int, total_rows: int) -> GramParts:
-    """``(first, grams, pieces)`` for the block of rows ``[start, start + len(factors))`` of a side
-    with ``total_rows`` rows: ``grams[m]`` is the Gram of whole chunk ``first + m``; ``pieces`` are
-    ``(chunk, rows)`` for the chunks the block holds only part of (its first and last)."""
-    n, k = factors.shape
+def gram_parts(factors: np.ndarray, start: int, total_rows: int) -> List[GramEntry]:
+    """The block of rows ``[start, start + len(factors))`` of a side with ``total_rows`` rows, as
+    Gram entries in row order (see above)."""
+    n = factors.shape[0]
     stop = start + n
     nt = worker_threads()
-    pieces: List[Tuple[int, np.ndarray]] = []
-    whole: List[np.ndarray] = []
-    first = -1
-    if n:
-        for c in range(start // GRAM_CHUNK, (stop - 1) // GRAM_CHUNK + 1):
-            lo, hi = c * GRAM_CHUNK, min(total_rows, (c + 1) * GRAM_CHUNK)
-            a, b = max(lo, start), min(hi, stop)
-            rows = factors[a - start:b - start]
-            if (a, b) == (lo, hi):
-                first = c if first < 0 else first
-                whole.append(_core.wals_gram(c_array(rows), nt))
-            else:
-                pieces.append((c, c_array(rows)))
-    grams = np.stack(whole) if whole else np.zeros((0, k, k), dtype=np.float64)
-    return first, grams, pieces
+    group_rows = GRAM_CHUNK * GRAM_GROUP
+    out: List[GramEntry] = []
+    r = start
+    while r < stop:
+        g = r // group_rows
+        g_lo, g_hi = g * group_rows, min(total_rows, (g + 1) * group_rows)
+        if r == g_lo and g_hi <= stop:  # a whole group
+            out.append(("group", g, _core.wals_gram(c_array(factors[r - start:g_hi - start]), nt)))
+            r = g_hi
+            continue
+        c = r // GRAM_CHUNK
+        lo, hi = c * GRAM_CHUNK, min(total_rows, (c + 1) * GRAM_CHUNK)
+        end = min(hi, stop)
+        rows = c_array(factors[r - start:end - start])
+        out.append(("chunk", c, _core.wals_gram(rows, nt)) if (r, end) == (lo, hi) else ("rows", c, rows))
+        r = end
+    return out
 
 
-def gram_reduce(carry: Optional[GramCarry], final: bool, *parts: GramParts) -> Any:
-    """Add the blocks' ``gram_parts`` (in block order) to the running sum ``carry`` in chunk order.
+class _GramSum:
+    """The running sum of :func:`gram_reduce`: the total over closed groups, the open group's chunk
+    sum and the rows of the open chunk."""
 
-    The rows of a chunk split between blocks are joined and its Gram formed when the next chunk
-    starts (a chunk may straddle two calls: its pieces wait in the carry). Returns the carry, or with
-    ``final`` the Gram itself (float64, k x k)."""
-    total: Optional[np.ndarray] = None
-    pending: List[Tuple[int, np.ndarray]] = []
-    if carry is not None:
-        total, pending = (None if carry[0] is None else carry[0].copy()), list(carry[1])
+    def __init__(self, carry: Any = None) -> None:
+        self.total: Optional[np.ndarray] = None
+        self.group: Optional[Tuple[int, np.ndarray]] = None
+        self.rows: List[Tuple[int, np.ndarray]] = []
+        if carry is not None:
+            total, group, rows = carry
+            self.total = None if total is None else total.copy()
+            self.group = None if group is None else (group[0], group[1].copy())
+            self.rows = list(rows)
 
-    def add(g: np.ndarray) -> None:
-        nonlocal total
-        if total is None:
-            total = np.zeros_like(g)
-        total += g  # the kernel's ``s += partial[c]``, chunk by chunk
+    def _add_to_total(self, g: np.ndarray) -> None:
+        if self.total is None:
+            self.total = np.zeros_like(g)
+        self.total += g  # the kernel's ``total += t``, group by group
 
-    def close_pending() -> None:  # every piece of the pending chunk has arrived
-        if pending:
-            add(_core.wals_gram(c_array(np.concatenate([r for _, r in pending], axis=0)), worker_threads()))
-            pending.clear()
+    def close_group(self) -> None:
+        if self.group is not None:
+            self._add_to_total(self.group[1])
+            self.group = None
 
-    for first, grams, pieces in parts:
-        for c, rows in pieces:
-            if first >= 0 and c > first:
-                continue  # the block's last chunk: after its whole ones
-            if pending and pending[0][0] != c:
-                close_pending()
-            pending.append((c, rows))
-        if first >= 0:
-            close_pending()
-            for g in grams:
-                add(g)
-            pending.extend(p for p in pieces if p[0] > first)
-    if final:
-        close_pending()
-        assert total is not None, "the Gram of no rows"
-        return total
-    return (total, pending)
+    def add_chunk(self, c: int, gram: np.ndarray) -> None:
+        g = c // GRAM_GROUP
+        if self.group is not None and self.group[0] != g:
+            self.close_group()
+        if self.group is None:
+            self.group = (g, np.zeros_like(gram))
+        self.group[1][...] += gram  # the kernel's ``t += partial[c]``, chunk by chunk
+
+    def close_rows(self) -> None:  # every row of the open chunk has arrived
+        if self.rows:
+            c = self.rows[0][0]
+            joined = c_array(np.concatenate([r for _, r in self.rows], axis=0))
+            self.rows = []
+            self.add_chunk(c, _core.wals_gram(joined, worker_threads()))
+
+    def add(self, kind: str, index: int, value: np.ndarray) -> None:
+        if kind == "rows":
+            if self.rows and self.rows[0][0] != index:
+                self.close_rows()
+            self.rows.append((index, value))
+            return
+        self.close_rows()
+        if kind == "chunk":
+            self.add_chunk(index, value)
+        else:
+            self.close_group()
+            self._add_to_total(value)
+
+    def carry(self) -> Tuple[Any, ...]:
+        return (self.total, self.group, self.rows)
+
+
+def gram_reduce(carry: Any, final: bool, *parts: List[GramEntry]) -> Any:
+    """Add the blocks' ``gram_parts`` (in block order) to the running sum ``carry`` (None at the
+    start) in the kernel's order. A chunk or group may straddle two calls: it waits in the carry.
+    Returns the carry, or with ``final`` the Gram itself (float64, k x k)."""
+    acc = _GramSum(carry)
+    for entries in parts:
+        for kind, index, value in entries:
+            acc.add(kind, index, value)
+    if not final:
+        return acc.carry()
+    acc.close_rows()
+    acc.close_group()
+    assert acc.total is not None, "the Gram of no rows"
+    return acc.total
 
 
 # -- results ------------------------------------------------------------------------------------------

@@ -7,17 +7,19 @@ kernels on each block (``_core.wals_gram``, ``_core.wals_half_step``, ``_core.wa
 ``client.submit`` calls on futures, and the one shuffle at :meth:`WALS.fit` is dask.dataframe's.
 
 Layout (Spark ALS / oneDAL distributed implicit ALS): users are cut into ``user_blocks`` ranges of
-contiguous indices of about equal solve cost (ranges start on a Gram chunk boundary once they span
-four chunks), and items into ``item_blocks``. One shuffle keyed by (user block, item block) builds,
-for each user block, the CSR of its rows with column indices local to the item rows it reads, and
-per item block the list of those rows (and the same for items). Blocks stay on the workers. Per
-half-step (users from items):
+contiguous indices of about equal solve cost, and items into ``item_blocks``. One shuffle keyed by
+(user block, item block) builds, for each user block, the CSR of its rows with column indices local
+to the item rows it reads, and per item block the list of those rows (and the same for items).
+Blocks stay on the workers. Per half-step (users from items):
 
-* each item block forms the Grams of the ``wals_gram`` chunks (2048 rows) it holds, on its worker;
-  one task (one per 64 MiB of chunk Grams) adds them in chunk order, so the Gram has the kernel's
-  bits for any blocking and equals the single-machine one; it then goes to every user block's
-  worker (k^2 float64);
-* user block b receives, from each item block c, only the rows of c it reads (``needed``);
+* the Gram: ``_core.wals_gram`` adds chunk Grams (2048 rows) in chunk order within groups of 256
+  chunks, and the group sums in group order. Each item block sends one k x k sum per group it holds
+  whole (ranges of more than four groups start on a group boundary), else its chunks' Grams; one
+  task per 64 MiB of those adds them in that order, so the Gram has the kernel's bits for any
+  blocking and equals the single-machine one; it then goes to every user block's worker (k^2
+  float64);
+* user block b receives, from each item block c, only the rows of c it reads (``needed``), stacked
+  on b's worker as soon as they exist;
 * each user block is solved by ``_core.wals_half_step`` (GIL released).
 
 So the factors do not depend on the number of workers or blocks, and equal single-machine WALS's
@@ -26,10 +28,11 @@ the other side it reads and the Gram).
 
 Bytes shipped per half-iteration (users from items): ``sum over (b, c) of |needed(b, c)| * factors *
 itemsize`` (the rows of item block c that user block b reads: at most ``min(nnz(b, c), rows of
-c)``; nothing moves when b and c are on the same worker), plus ``8 k^2 (rows / 2048 + 2)`` per item
-block for its chunk Grams (and the rows of a chunk split by a boundary, only for blocks under four
-chunks), plus ``8 k^2`` per user block for the broadcast Gram. Broadcasting every item factor to
-every user block would cost ``user_blocks * items * factors * itemsize``.
+c)``; nothing moves when b and c are on the same worker), plus ``8 k^2`` per Gram entry an item
+block sends (one per whole group, else one per chunk: at most ``rows / 2048 + 2``) and per user
+block for the broadcast Gram. Broadcasting every item factor to every user block would cost
+``user_blocks * items * factors * itemsize``. bench/bench_distributed.py checks this against the
+workers' transfer logs.
 
 Fault tolerance: every block and every factor block is a task that is a pure function of its
 inputs (``client.submit`` of functions in ``_blocks.py``; nothing is scattered), so when a worker is
@@ -59,7 +62,7 @@ from .saved import FORMAT, FORMAT_VERSION
 __all__ = ["WALS", "recommend_all"]
 
 _FAN_IN = 16  # unique-id merge tree
-_GRAM_GROUP_BYTES = 64 << 20  # chunk Grams summed by one task
+_GRAM_GROUP_BYTES = 64 << 20  # Gram entries summed by one task
 
 Callback = Callable[[int, float, Optional[float]], Any]
 
@@ -88,14 +91,17 @@ def _seed_state(seed: Any) -> Dict[str, Any]:
 def _bounds(counts: np.ndarray, blocks: int, row_cost: int) -> np.ndarray:
     """Cut rows into ``blocks`` ranges of about equal solve cost (``counts[r] + row_cost`` per row:
     its entries plus a per-row cost of the order of the k x k work), so that equal workers finish
-    a half-step together. Ranges of more than four Gram chunks start on a chunk boundary, so that
-    no chunk's rows are split between blocks. The factors do not depend on the cut."""
+    a half-step together. Ranges of more than four Gram groups (chunks) start on a group (chunk)
+    boundary, so that blocks send one k x k sum per group (chunk). The factors do not depend on
+    the cut."""
     n = int(counts.size)
     b = max(1, min(blocks, n))
     cost = np.cumsum(counts.astype(np.float64) + row_cost)
     cuts = np.searchsorted(cost, cost[-1] * np.arange(1, b) / b, side="left") + 1
-    if n // b >= 4 * _b.GRAM_CHUNK:
-        cuts = np.rint(cuts / _b.GRAM_CHUNK).astype(np.int64) * _b.GRAM_CHUNK
+    for unit in (_b.GRAM_CHUNK * _b.GRAM_GROUP, _b.GRAM_CHUNK):  # Gram groups, else chunks, kept whole
+        if n // b >= 4 * unit:
+            cuts = np.rint(cuts / unit).astype(np.int64) * unit
+            break
     bounds = [0]
     for j, cut in enumerate(cuts.tolist()):  # strictly increasing, room left for the later blocks
         bounds.append(int(min(max(cut, bounds[-1] + 1), n - (b - 1 - j))))
@@ -530,13 +536,15 @@ class WALS:
 
 def _gram(client: Client, factors: Sequence[Future], bounds: np.ndarray, factors_k: int) -> Future:
     """The Gram of the factor matrix cut at ``bounds`` into the blocks ``factors``, with
-    ``_core.wals_gram``'s bits: each block's chunk Grams are formed where the block is, all in
-    parallel, then added in chunk order by one task per group of blocks (groups of at most
-    ``_GRAM_GROUP_BYTES`` of chunk Grams; only k x k sums and split chunks' rows travel)."""
+    ``_core.wals_gram``'s bits: each block's group and chunk Grams are formed where the block is,
+    all in parallel, then added in the kernel's order by one task per run of blocks (at most
+    ``_GRAM_GROUP_BYTES`` of Grams each; only k x k sums and split chunks' rows travel)."""
     n = int(bounds[-1])
     parts = [client.submit(_b.gram_parts, x, int(bounds[b]), n, priority=1) for b, x in enumerate(factors)]
-    per_block = [((int(bounds[b + 1]) - int(bounds[b])) // _b.GRAM_CHUNK + 2) * factors_k * factors_k * 8
-                 for b in range(len(factors))]
+    rows = np.diff(bounds)
+    # at most: every chunk, or the whole groups plus the chunks of two shared groups
+    grams = np.minimum(rows // _b.GRAM_CHUNK + 2, rows // (_b.GRAM_CHUNK * _b.GRAM_GROUP) + 2 * _b.GRAM_GROUP)
+    per_block = [int(g) * factors_k * factors_k * 8 for g in grams]
     groups: List[List[Future]] = [[]]
     size = 0
     for part, nbytes in zip(parts, per_block):
