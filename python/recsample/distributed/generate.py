@@ -24,8 +24,11 @@ Inputs may be numpy arrays and pandas DataFrames (converted and cut into partiti
 then scattered), dask arrays and dask DataFrames (their blocks are computed into worker memory,
 then cut), or Parquet paths (read with ``dask.dataframe.read_parquet``). ``partitions`` sets how
 many pieces the work is cut into (default: the dask input's own blocks, or two per worker thread
-for local input); it never changes the result. Faults: dask recomputes the blocks of a dask input
-held by a lost worker; local input scattered to a lost worker is gone, and the call fails.
+for local input); it never changes the result. Faults: while a call runs, dask recomputes the
+blocks of a dask input held by a lost worker; local input scattered to a lost worker is gone, and
+the call fails. Once a call has returned, its inputs are released, so results held by a worker
+that is lost afterwards cannot be recomputed (computing them fails with dask's "lost
+dependencies"): write them with ``output=`` when they must survive a worker.
 
 Output: with ``output=None`` the result is computed on the workers before the function returns
 and handed back as dask arrays backed by those results (``.compute()`` gathers them; with several

@@ -109,6 +109,16 @@ def _bounds(counts: np.ndarray, blocks: int, row_cost: int) -> np.ndarray:
     return np.array(bounds, dtype=np.int64)
 
 
+def _worker_slots(client: Client) -> List[str]:
+    """Worker addresses, each once per thread, interleaved (a, b, a, b, ...): block j is built on
+    slot j, so each side's blocks spread evenly over the workers' threads. Otherwise Dask may put
+    both halves of a side on one worker, which then solves them one after the other."""
+    threads = client.nthreads()
+    workers = sorted(threads)
+    most = max(threads.values()) if threads else 0
+    return [w for t in range(most) for w in workers if threads[w] > t]
+
+
 def _tree(client: Client, func: Callable[..., Any], futures: List[Any]) -> Any:
     while len(futures) > 1:
         futures = [client.submit(func, *futures[j:j + _FAN_IN]) for j in range(0, len(futures), _FAN_IN)]
@@ -388,9 +398,12 @@ class WALS:
             raise RuntimeError(f"the shuffle gave {len(pairs)} partitions, expected {npairs}")
         del mapped
         params = self._worker_params()
-        ublocks = [client.submit(_b.build_block, "user", b, ub, params, *pairs[b * nc:(b + 1) * nc])
+        slots = _worker_slots(client)
+        ublocks = [client.submit(_b.build_block, "user", b, ub, params, *pairs[b * nc:(b + 1) * nc],
+                                 workers=[slots[b % len(slots)]], allow_other_workers=True)
                    for b in range(nb)]
-        iblocks = [client.submit(_b.build_block, "item", c, ib, params, *[pairs[b * nc + c] for b in range(nb)])
+        iblocks = [client.submit(_b.build_block, "item", c, ib, params, *[pairs[b * nc + c] for b in range(nb)],
+                                 workers=[slots[c % len(slots)]], allow_other_workers=True)
                    for c in range(nc)]
         del pairs
         ustats = client.gather([client.submit(_b.block_stats, blk) for blk in ublocks])
