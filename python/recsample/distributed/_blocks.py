@@ -15,7 +15,7 @@ per other-side block), and ``send[c]``, the rows of this block that block c of t
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import pandas as pd
