@@ -52,6 +52,19 @@ def pytest_sessionfinish(session, exitstatus):
               f"({ISA_NAMES[expected]}): the kernels' CPU detection or the tests' level loop is wrong")
 
 
+ISA_LEVELS = list(range(_core._cpu_isa_level() + 1))
+
+
+@pytest.fixture(params=ISA_LEVELS, ids=[f"isa{level}" for level in ISA_LEVELS])
+def isa_level(request):
+    """Runs the test once per instruction-set level this CPU offers (common/cpu_dispatch capped at
+    that level for the test), then restores the automatic choice."""
+    _core._set_isa_level(request.param)
+    assert _core._isa_level() == request.param
+    yield request.param
+    _core._set_isa_level(-1)
+
+
 @pytest.fixture(autouse=True)
 def _restore_threads():
     """Tests that change the thread count must not leak it into other tests."""

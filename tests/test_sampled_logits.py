@@ -234,18 +234,11 @@ def test_thread_count_invariance(fn):
         np.testing.assert_array_equal(r, results[0])
 
 
-def test_simd_paths_agree():
+def test_simd_paths_agree(isa_level):
     """Every instruction-set level this CPU runs (common/cpu_dispatch, capped for the test) gives
     the reference logits (within float32 tolerance)."""
     _, x, w, labels, sampled, biases = make(b=50, s=130, d=37)
     ref, _ = ref_sampled_logits(x, w, labels, sampled, biases)
-    seen = []
-    try:
-        for level in range(_core._cpu_isa_level() + 1):
-            _core._set_isa_level(level)
-            seen.append(_core._softmax_simd_path())
-            close(rs.sampled_logits(x, w, labels, sampled, biases=biases)[0], ref)
-            close(rs.in_batch_logits(x, w[:60]), ref_in_batch(x, w[:60]))
-    finally:
-        _core._set_isa_level(-1)
-    assert seen == PATHS[::-1][: len(seen)]  # generic, avx2, avx512 for levels 0, 1, 2
+    assert _core._softmax_simd_path() == PATHS[::-1][isa_level]  # generic, avx2, avx512 for levels 0, 1, 2
+    close(rs.sampled_logits(x, w, labels, sampled, biases=biases)[0], ref)
+    close(rs.in_batch_logits(x, w[:60]), ref_in_batch(x, w[:60]))

@@ -566,7 +566,7 @@ SGNS_ATOL = 2e-6
 
 
 @pytest.mark.parametrize("negatives", [1, 3])
-def test_sgns_single_step_matches_reference(negatives):
+def test_sgns_single_step_matches_reference(negatives, isa_level):
     """One sequence [0, 1]: pair (0, 1) with negative 0, then (1, 0) with negative 1, at lr0."""
     rs.set_num_threads(1)
     m = _two_id_model(3, 8, negatives, 0.4, 0.001, seed=11)
@@ -584,10 +584,12 @@ def test_sgns_single_step_matches_reference(negatives):
     assert (np.abs(m.context_embeddings[:2] - before[1][:2]).max(axis=1) > 100 * SGNS_ATOL).all()
 
 
-def test_sgns_schedule_over_many_sequences_and_epochs_matches_reference():
+@pytest.mark.parametrize("dim", [8, 37])
+def test_sgns_schedule_over_many_sequences_and_epochs_matches_reference(dim, isa_level):
     """45 padded sequences of 0/1 tokens (blocks of 2-3 sequences per kernel call, so the decay runs
     both across calls and inside one), 2 epochs: every step's lr follows the documented linear
-    decay over real tokens."""
+    decay over real tokens. On every instruction-set path; dim 37 has full vectors and a tail at
+    every width."""
     rs.set_num_threads(1)
     rng = np.random.default_rng(4)
     lengths = rng.integers(2, 6, size=45)
@@ -595,7 +597,7 @@ def test_sgns_schedule_over_many_sequences_and_epochs_matches_reference():
     for r, n in enumerate(lengths):
         padded[r, :n] = rng.integers(0, 2, size=n)
     rows = list(padded)
-    m = _two_id_model(2, 8, 2, 0.1, 0.002, seed=12)
+    m = _two_id_model(2, dim, 2, 0.1, 0.002, seed=12)
     v_ref, u_ref = reference_sgns(m.embeddings, m.context_embeddings, rows, 2, 2, 0.1, 0.002)
     v_flat, _ = reference_sgns(m.embeddings, m.context_embeddings, rows, 2, 2, 0.1, 0.1)
     assert np.abs(v_flat - v_ref).max() > 100 * SGNS_ATOL  # the schedule matters at this tolerance

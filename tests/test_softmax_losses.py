@@ -198,12 +198,8 @@ def test_no_biases_and_defaults():
     assert r.grad_biases is None
 
 
-def _isa_levels():
-    return range(_core._cpu_isa_level() + 1)
-
-
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "in_batch"])
-def test_large_logits_match_reference(kind):
+def test_large_logits_match_reference(kind, isa_level):
     """Logits in the hundreds to ~1000 (exp overflows float32 past ~88): loss and gradients must equal
     the float64 reference (stable log-sum-exp), not merely be finite, on every ISA path.
 
@@ -226,28 +222,23 @@ def test_large_logits_match_reference(kind):
         logits = ref_logits(xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
                             tf.astype(float), sf.astype(float), True, 0.5)[0]
     assert np.abs(logits).max() > 200  # the regime where a naive exp overflows float32
-    try:
-        for level in _isa_levels():
-            _core._set_isa_level(level)
-            if kind == "in_batch":
-                r = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, sample_weight=swf[:50])
-                fwd = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, return_grads=False)
-                got = [r.loss, r.grad_queries, r.grad_candidates]
-                want = list(ref)
-            else:
-                fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
-                kw = dict(biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.5, remove_accidental_hits=True)
-                r = fn(xf, wf, labels, sampled, sample_weight=swf, **kw)
-                fwd = fn(xf, wf, labels, sampled, return_grads=False, **kw)
-                loss, dx, dw, db = ref
-                got = [r.loss, r.grad_inputs, r.grad_weights.values, r.grad_biases.values]
-                want = [loss, dx, dw[r.grad_weights.ids], db[r.grad_biases.ids]]
-            for a, b in zip(got, want):
-                assert np.isfinite(a).all()
-                close(a, b)
-            close(fwd.loss, want[0])
-    finally:
-        _core._set_isa_level(-1)
+    if kind == "in_batch":
+        r = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, sample_weight=swf[:50])
+        fwd = rs.in_batch_softmax_loss(xf[:50], c, log_q=lq, temperature=0.5, return_grads=False)
+        got = [r.loss, r.grad_queries, r.grad_candidates]
+        want = list(ref)
+    else:
+        fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
+        kw = dict(biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.5, remove_accidental_hits=True)
+        r = fn(xf, wf, labels, sampled, sample_weight=swf, **kw)
+        fwd = fn(xf, wf, labels, sampled, return_grads=False, **kw)
+        loss, dx, dw, db = ref
+        got = [r.loss, r.grad_inputs, r.grad_weights.values, r.grad_biases.values]
+        want = [loss, dx, dw[r.grad_weights.ids], db[r.grad_biases.ids]]
+    for a, b in zip(got, want):
+        assert np.isfinite(a).all()
+        close(a, b)
+    close(fwd.loss, want[0])
 
 
 def test_kernel_gradient_by_finite_differences():
@@ -363,7 +354,7 @@ def test_thread_count_invariance():
 
 @pytest.mark.parametrize("remove", [True, False])
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "in_batch"])
-def test_backward_across_blocks_and_super_chunks(kind, remove):
+def test_backward_across_blocks_and_super_chunks(kind, remove, isa_level):
     """300 rows: several row blocks (8-32 rows, by ISA path) and two 256-row super-chunks, the last
     block part-filled; d = 40 pads to 64; 250 sampled / 313 in-batch columns: two 192-column dW ranges
     and (in-batch) two 256-column dX k-blocks. In-batch log_q differs in every column (a constant one cancels out of a softmax),
@@ -384,35 +375,30 @@ def test_backward_across_blocks_and_super_chunks(kind, remove):
     else:
         ref = ref_sampled_loss(kind, xf.astype(float), wf.astype(float), labels, sampled, bf.astype(float),
                                tf.astype(float), sf.astype(float), remove, 0.7, swf.astype(float))
-    try:
-        for level in _isa_levels():
-            _core._set_isa_level(level)
-            if kind == "in_batch":
-                r = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
-                                             remove_accidental_hits=remove, sample_weight=swf)
-                close(r.loss, ref[0])
-                close(r.grad_queries, ref[1])
-                close(r.grad_candidates, ref[2])
-                fwd = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
-                                               remove_accidental_hits=remove, return_grads=False)
-                close(fwd.loss, ref[0])
-                continue
-            fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
-            r = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
-                   remove_accidental_hits=remove, sample_weight=swf)
-            loss, dx, dw, db = ref
-            close(r.loss, loss)
-            close(r.grad_inputs, dx)
-            close(r.grad_weights.values, dw[r.grad_weights.ids])
-            close(r.grad_biases.values, db[r.grad_biases.ids])
-            fwd = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
-                     remove_accidental_hits=remove, return_grads=False)
-            close(fwd.loss, loss)
-    finally:
-        _core._set_isa_level(-1)
+    if kind == "in_batch":
+        r = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
+                                     remove_accidental_hits=remove, sample_weight=swf)
+        close(r.loss, ref[0])
+        close(r.grad_queries, ref[1])
+        close(r.grad_candidates, ref[2])
+        fwd = rs.in_batch_softmax_loss(xf, wf[:313], candidate_ids=cid, log_q=lq, temperature=0.7,
+                                       remove_accidental_hits=remove, return_grads=False)
+        close(fwd.loss, ref[0])
+        return
+    fn = rs.sampled_softmax_loss if kind == "softmax" else rs.nce_loss
+    r = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
+           remove_accidental_hits=remove, sample_weight=swf)
+    loss, dx, dw, db = ref
+    close(r.loss, loss)
+    close(r.grad_inputs, dx)
+    close(r.grad_weights.values, dw[r.grad_weights.ids])
+    close(r.grad_biases.values, db[r.grad_biases.ids])
+    fwd = fn(xf, wf, labels, sampled, biases=bf, true_log_q=tf, sampled_log_q=sf, temperature=0.7,
+             remove_accidental_hits=remove, return_grads=False)
+    close(fwd.loss, loss)
 
 
-def test_in_batch_log_q_across_row_blocks_and_column_chunks():
+def test_in_batch_log_q_across_row_blocks_and_column_chunks(isa_level):
     """300 queries x 4500 candidates: the forward path streams two 4096-column chunks, the backward
     path many 192-column dW ranges and 256-column dX k-blocks, over 10-38 row blocks and two
     super-chunks. log_q varies per column, so a chunk or block that used the wrong column's log_q,
@@ -431,17 +417,12 @@ def test_in_batch_log_q_across_row_blocks_and_column_chunks():
     lq_cut[4096:] = 0.0
     cut = ref_in_batch_loss(q.astype(float), cand.astype(float), None, cid, lq_cut, 0.8, True, sw.astype(float))[0]
     assert np.abs(cut - ref[0]).max() > 100 * 1e-5 * max(1.0, np.abs(ref[0]).max())
-    try:
-        for level in _isa_levels():
-            _core._set_isa_level(level)
-            r = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, sample_weight=sw)
-            close(r.loss, ref[0])
-            close(r.grad_queries, ref[1])
-            close(r.grad_candidates, ref[2])
-            fwd = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, return_grads=False)
-            close(fwd.loss, ref[0])
-    finally:
-        _core._set_isa_level(-1)
+    r = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, sample_weight=sw)
+    close(r.loss, ref[0])
+    close(r.grad_queries, ref[1])
+    close(r.grad_candidates, ref[2])
+    fwd = rs.in_batch_softmax_loss(q, cand, candidate_ids=cid, log_q=lq, temperature=0.8, return_grads=False)
+    close(fwd.loss, ref[0])
 
 
 @pytest.mark.parametrize("remove", [True, False])
@@ -477,23 +458,15 @@ def test_in_batch_forward_positive_in_a_later_chunk():
     close(rs.in_batch_softmax_loss(q, c, candidate_ids=cid).loss, ref)
 
 
-def test_simd_paths_agree_on_losses():
+def test_simd_paths_agree_on_losses(isa_level):
     x, w, labels, sampled, bias, tlq, slq, sw = problem(b=40, n=90, d=21, s=70, t=2)
     xf, wf, bf = f32(x, w, bias)
     loss, dx, dw, db = ref_sampled_loss("softmax", xf.astype(float), wf.astype(float), labels, sampled,
                                         bf.astype(float), np.zeros(labels.shape), np.zeros(sampled.size), True,
                                         1.0, np.ones(40))
-    tried = 0
-    try:
-        for level in range(_core._cpu_isa_level() + 1):
-            _core._set_isa_level(level)
-            tried += 1
-            r = rs.sampled_softmax_loss(xf, wf, labels, sampled, biases=bf)
-            close(r.loss, loss)
-            close(r.grad_inputs, dx)
-            close(r.grad_weights.values, dw[r.grad_weights.ids])
-            close(r.grad_biases.values, db[r.grad_biases.ids])
-            close(rs.sampled_softmax_loss(xf, wf, labels, sampled, biases=bf, return_grads=False).loss, loss)
-    finally:
-        _core._set_isa_level(-1)
-    assert tried >= 1
+    r = rs.sampled_softmax_loss(xf, wf, labels, sampled, biases=bf)
+    close(r.loss, loss)
+    close(r.grad_inputs, dx)
+    close(r.grad_weights.values, dw[r.grad_weights.ids])
+    close(r.grad_biases.values, db[r.grad_biases.ids])
+    close(rs.sampled_softmax_loss(xf, wf, labels, sampled, biases=bf, return_grads=False).loss, loss)

@@ -76,7 +76,7 @@ def test_same_result_for_any_thread_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_instruction_set_path_and_thread_count(dtype):
+def test_every_instruction_set_path_and_thread_count(dtype, isa_level):
     """Each compiled tile shape (baseline, AVX2, AVX-512, whichever this CPU runs) over several
     query tasks, item chunks and ragged tails, with exclusions and candidate lists; integer-valued
     factors keep every score exact, so each path must match the reference id for id."""
@@ -89,16 +89,11 @@ def test_every_instruction_set_path_and_thread_count(dtype):
     cands = np.ascontiguousarray(rng.permutation(ni)[:700])
     want = reference(Q, X, k, excluded)
     want_c = reference(Q, X, k, excluded, cands)
-    try:
-        for level in range(_core._cpu_isa_level() + 1):
-            _core._set_isa_level(level)
-            for threads in (1, 2, 4):
-                ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, None, threads)
-                np.testing.assert_array_equal(ids, want, err_msg=f"level {level}, {threads} threads")
-                ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, cands, threads)
-                np.testing.assert_array_equal(ids, want_c, err_msg=f"level {level}, {threads} threads, candidates")
-    finally:
-        _core._set_isa_level(-1)
+    for threads in (1, 2, 4):
+        ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, None, threads)
+        np.testing.assert_array_equal(ids, want, err_msg=f"level {isa_level}, {threads} threads")
+        ids, _ = _core.topk_inner_product(Q, X, k, ptr, idx, cands, threads)
+        np.testing.assert_array_equal(ids, want_c, err_msg=f"level {isa_level}, {threads} threads, candidates")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -103,32 +103,33 @@ def test_exact_half_steps_match_dense_reference(dtype, tol, confidence, alpha, t
     assert not model.user_factors[3].any() and not model.item_factors[7].any()
 
 
-def test_every_isa_path_matches_the_reference():
+def test_every_isa_path_matches_the_reference(isa_level):
     mask, values = random_interactions(seed=5)
     C, P = dense_weights(mask, values, "linear", 2.0)
     _, Y0 = init_factors(SEED, *values.shape, 40, np.float64)
     X1 = ref_half_step(C, P, Y0, 0.1)
-    recommended = []
-    try:
-        for level in range(_core._cpu_isa_level() + 1):
-            _core._set_isa_level(level)
-            assert _core._isa_level() == level
-            for solver in ("cholesky", "cg"):
-                m = rs.WALS(40, regularization=0.1, alpha=2.0, iterations=1, solver=solver, cg_steps=60,
-                            dtype=np.float64, seed=SEED).fit(sp.csr_matrix(values), progress=False)
-                np.testing.assert_allclose(m.user_factors, X1, rtol=0, atol=1e-8 * scale(X1))
-            ids, scores = m.recommend(np.arange(10), k=5)
-            # numpy reference: the 5 best unseen items by dot product, from this level's own factors
-            S = m.user_factors[:10] @ m.item_factors.T
-            S[mask[:10]] = -np.inf
-            np.testing.assert_allclose(scores, -np.sort(-S, axis=1)[:, :5], rtol=1e-12, atol=0)
-            np.testing.assert_allclose(np.take_along_axis(S, ids, axis=1), scores, rtol=1e-12, atol=0)
-            recommended.append(ids)
-    finally:
-        _core._set_isa_level(-1)
-    assert _core._isa_level() == _core._cpu_isa_level()
-    for ids in recommended[1:]:  # the factors agree to 1e-8, so the rankings must too (no near-ties here)
-        np.testing.assert_array_equal(ids, recommended[0])
+
+    def fit_and_rank(solver):
+        m = rs.WALS(40, regularization=0.1, alpha=2.0, iterations=1, solver=solver, cg_steps=60,
+                    dtype=np.float64, seed=SEED).fit(sp.csr_matrix(values), progress=False)
+        return m, m.recommend(np.arange(10), k=5)
+
+    for solver in ("cholesky", "cg"):
+        m, (ids, scores) = fit_and_rank(solver)
+        np.testing.assert_allclose(m.user_factors, X1, rtol=0, atol=1e-8 * scale(X1))
+        # numpy reference: the 5 best unseen items by dot product, from this level's own factors
+        S = m.user_factors[:10] @ m.item_factors.T
+        S[mask[:10]] = -np.inf
+        np.testing.assert_allclose(scores, -np.sort(-S, axis=1)[:, :5], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(np.take_along_axis(S, ids, axis=1), scores, rtol=1e-12, atol=0)
+    # This level's Gram kernel against numpy; the factors agree with the baseline level's to 1e-8,
+    # so the rankings must too (no near-ties here).
+    Y = np.random.default_rng(6).standard_normal((5000, 37))
+    np.testing.assert_allclose(_core.wals_gram(Y, 0), Y.T @ Y, rtol=1e-12, atol=1e-9)
+    _core._set_isa_level(0)
+    baseline_ids = fit_and_rank("cg")[1][0]
+    _core._set_isa_level(isa_level)
+    np.testing.assert_array_equal(ids, baseline_ids)
 
 
 def test_objective_matches_dense_and_never_increases_with_exact_solver():
@@ -609,7 +610,7 @@ def test_positive_counts_are_sparks_num_explicits():
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-8)])
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 @pytest.mark.parametrize("negative", [False, True])
-def test_count_scaled_half_steps_match_dense_reference(dtype, tol, solver, negative):
+def test_count_scaled_half_steps_match_dense_reference(dtype, tol, solver, negative, isa_level):
     mask, values = random_interactions(seed=31)
     if negative:
         values = with_negative_entries(values)
@@ -626,20 +627,15 @@ def test_count_scaled_half_steps_match_dense_reference(dtype, tol, solver, negat
         else:  # float32, or CG (stops at r.r <= 1e-20): absolute to the factors' scale, as above
             np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale(want))
 
-    try:
-        for level in range(_core._cpu_isa_level() + 1):  # every ISA path of the kernel
-            _core._set_isa_level(level)
-            model = rs.WALS(f, regularization=lam, regularization_scaling="count", unobserved_weight=w0, alpha=1.0,
-                            confidence="linear", iterations=1, solver=solver, cg_steps=60, dtype=dtype, seed=SEED)
-            model.fit(sp.csr_matrix(values), progress=False)
-            assert model.user_factors.dtype == dtype
-            check(model.user_factors, X1)
-            # the item half-step, from the user factors the model actually had
-            Y1 = ref_half_step_rows(C.T, P.T, model.user_factors.astype(np.float64), lam * n_items)
-            check(model.item_factors, Y1)
-            assert not model.user_factors[3].any() and not model.item_factors[7].any()
-    finally:
-        _core._set_isa_level(-1)
+    model = rs.WALS(f, regularization=lam, regularization_scaling="count", unobserved_weight=w0, alpha=1.0,
+                    confidence="linear", iterations=1, solver=solver, cg_steps=60, dtype=dtype, seed=SEED)
+    model.fit(sp.csr_matrix(values), progress=False)
+    assert model.user_factors.dtype == dtype
+    check(model.user_factors, X1)
+    # the item half-step, from the user factors the model actually had
+    Y1 = ref_half_step_rows(C.T, P.T, model.user_factors.astype(np.float64), lam * n_items)
+    check(model.item_factors, Y1)
+    assert not model.user_factors[3].any() and not model.item_factors[7].any()
     # the scaling matters here: the constant-lambda reference is far from the count-scaled one
     X_const = ref_half_step_rows(C, P, Y0.astype(np.float64), np.full(values.shape[0], lam))
     assert np.abs(X_const - X1).max() > 1e3 * tol * scale(X1)
