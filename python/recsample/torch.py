@@ -20,7 +20,7 @@ are computed in float32 by the kernel and the results cast back.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional, get_args
 
 import numpy as np
 import torch
@@ -218,8 +218,11 @@ def _torch_sampled_loss(kind: str, inputs: torch.Tensor, weights: torch.Tensor, 
 
 
 # -- public -----------------------------------------------------------------------------------------
+Backend = Literal["auto", "kernel", "torch"]
+
+
 def _backend(backend: str, *tensors: Optional[torch.Tensor]) -> str:
-    if backend not in ("auto", "kernel", "torch"):
+    if backend not in get_args(Backend):
         raise ValueError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
     on_cpu = all(t is None or t.device.type == "cpu" for t in tensors)
     if backend == "auto":
@@ -261,7 +264,7 @@ def _sampled(kind: str, inputs: torch.Tensor, weights: torch.Tensor, labels: Any
 
 def sampled_softmax_loss(inputs: torch.Tensor, weights: torch.Tensor, labels: Any, sampled: Any, *,
                          biases: Optional[torch.Tensor] = None, true_log_q: Any = None, sampled_log_q: Any = None,
-                         remove_accidental_hits: bool = True, temperature: float = 1.0, backend: str = "auto",
+                         remove_accidental_hits: bool = True, temperature: float = 1.0, backend: Backend = "auto",
                          sparse_grad: bool = False) -> torch.Tensor:
     """Per-example sampled softmax loss ``[B]`` (:func:`recsample.sampled_softmax_loss` semantics).
 
@@ -274,7 +277,7 @@ def sampled_softmax_loss(inputs: torch.Tensor, weights: torch.Tensor, labels: An
 
 def nce_loss(inputs: torch.Tensor, weights: torch.Tensor, labels: Any, sampled: Any, *,
              biases: Optional[torch.Tensor] = None, true_log_q: Any = None, sampled_log_q: Any = None,
-             remove_accidental_hits: bool = False, temperature: float = 1.0, backend: str = "auto",
+             remove_accidental_hits: bool = False, temperature: float = 1.0, backend: Backend = "auto",
              sparse_grad: bool = False) -> torch.Tensor:
     """Per-example NCE loss ``[B]`` (:func:`recsample.nce_loss` semantics)."""
     return _sampled("sigmoid", inputs, weights, labels, sampled, biases, true_log_q, sampled_log_q,
@@ -283,7 +286,7 @@ def nce_loss(inputs: torch.Tensor, weights: torch.Tensor, labels: Any, sampled: 
 
 def in_batch_softmax_loss(queries: torch.Tensor, candidates: torch.Tensor, *, query_ids: Any = None,
                           candidate_ids: Any = None, log_q: Any = None, temperature: float = 1.0,
-                          remove_accidental_hits: bool = True, backend: str = "auto") -> torch.Tensor:
+                          remove_accidental_hits: bool = True, backend: Backend = "auto") -> torch.Tensor:
     """Per-example in-batch softmax loss ``[B]`` (:func:`recsample.in_batch_softmax_loss` semantics)."""
     _check_tensor(queries, "queries")
     _check_tensor(candidates, "candidates")

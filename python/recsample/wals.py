@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import zipfile
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Literal, NamedTuple, Optional, Tuple, get_args
 
 import numpy as np
 
@@ -34,10 +34,14 @@ from ._validate import as_id_array, as_int, c_array, check_finite, check_ids_bel
 __all__ = ["WALS"]
 
 _FORMAT_VERSION = 1
-_CONFIDENCES = ("linear", "log", "implicit")
-_TARGETS = ("binary", "values")
-_SOLVERS = {"cholesky": 0, "cg": 1}
-_REG_SCALINGS = ("none", "count")
+Confidence = Literal["linear", "log", "implicit"]
+Targets = Literal["binary", "values"]
+Solver = Literal["cholesky", "cg"]
+RegularizationScaling = Literal["none", "count"]
+_CONFIDENCES = get_args(Confidence)
+_TARGETS = get_args(Targets)
+_SOLVERS = {name: code for code, name in enumerate(get_args(Solver))}  # the kernel's WalsSolver
+_REG_SCALINGS = get_args(RegularizationScaling)
 _INIT_SCALE = 0.01
 
 Callback = Callable[[int, float, Optional[float]], Any]
@@ -242,13 +246,13 @@ class WALS:
         factors: int = 64,
         *,
         regularization: float = 0.01,
-        regularization_scaling: str = "none",
+        regularization_scaling: RegularizationScaling = "none",
         unobserved_weight: float = 1.0,
         alpha: float = 1.0,
-        confidence: str = "linear",
-        targets: str = "binary",
+        confidence: Confidence = "linear",
+        targets: Targets = "binary",
         iterations: int = 15,
-        solver: str = "cg",
+        solver: Solver = "cg",
         cg_steps: int = 3,
         dtype: Any = np.float32,
         seed: Any = None,

@@ -55,7 +55,7 @@ from distributed import Client, Future, get_client
 
 from .._progress import Progress
 from .._validate import as_int
-from ..wals import _SOLVERS, WALS as _LocalWALS, _as_csr, _is_scipy_sparse
+from ..wals import _SOLVERS, Confidence, RegularizationScaling, Solver, Targets, WALS as _LocalWALS, _as_csr, _is_scipy_sparse
 from . import _blocks as _b
 from .saved import FORMAT, FORMAT_VERSION
 
@@ -190,13 +190,13 @@ class WALS:
         factors: int = 64,
         *,
         regularization: float = 0.01,
-        regularization_scaling: str = "none",
+        regularization_scaling: RegularizationScaling = "none",
         unobserved_weight: float = 1.0,
         alpha: float = 1.0,
-        confidence: str = "linear",
-        targets: str = "binary",
+        confidence: Confidence = "linear",
+        targets: Targets = "binary",
         iterations: int = 15,
-        solver: str = "cg",
+        solver: Solver = "cg",
         cg_steps: int = 3,
         dtype: Any = np.float32,
         seed: Any = None,
