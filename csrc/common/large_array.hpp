@@ -1,5 +1,6 @@
-// An uninitialised array of trivially copyable values, backed by transparent huge pages when it is
-// large (Linux, THP in "madvise" mode, the common default).
+// An uninitialised array of trivially copyable values, 64-byte (cache line / AVX-512 vector)
+// aligned, backed by transparent huge pages when it is large (Linux, THP in "madvise" mode, the
+// common default). The one aligned allocator of the project (tables, scratch, sketches).
 //
 // Tables of millions of classes are read at random: with 4 KiB pages nearly every draw also misses
 // the TLB, and building the table pays one page fault per 4 KiB. With 2 MiB pages both go away.
@@ -36,12 +37,13 @@ class LargeArray {
       madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure only costs speed
 #endif
     } else {
-      p = std::malloc(bytes);
+      p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
       if (p == nullptr) throw std::bad_alloc();
     }
     ptr_.reset(static_cast<T*>(p));
   }
 
+  explicit operator bool() const { return ptr_ != nullptr; }
   T* data() { return ptr_.get(); }
   const T* data() const { return ptr_.get(); }
   size_t size() const { return n_; }

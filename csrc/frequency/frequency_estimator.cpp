@@ -1,9 +1,5 @@
 #include "frequency/frequency_estimator.hpp"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -84,21 +80,14 @@ FrequencyEstimator::FrequencyEstimator(int64_t num_buckets, int num_hashes, doub
     state += kGolden;
     multipliers_.push_back(mix64(state) | 1);
   }
-  // Large tables are 2 MiB-aligned and asked for transparent huge pages: a Zipf tail touches
-  // every page of a table, and with 4 KiB pages most of those touches also miss the TLB.
-  const size_t bytes = total_buckets() * sizeof(Bucket);
-  const size_t align = bytes >= (size_t{4} << 20) ? (size_t{2} << 20) : 64;
-  void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  buckets_.reset(static_cast<Bucket*>(p));
-#ifdef MADV_HUGEPAGE
-  if (align > 64) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
+  // Large tables get transparent huge pages (LargeArray): a Zipf tail touches every page of a
+  // table, and with 4 KiB pages most of those touches also miss the TLB.
+  buckets_ = LargeArray<Bucket>(total_buckets());
   clear_tables();
 }
 
 void FrequencyEstimator::clear_tables() {
-  Bucket* b = buckets_.get();
+  Bucket* b = buckets_.data();
   parallel_chunks(static_cast<int64_t>(total_buckets()), 1 << 18, [&](int64_t, int64_t begin, int64_t end) {
     std::memset(static_cast<void*>(b + begin), 0, static_cast<size_t>(end - begin) * sizeof(Bucket));
   });

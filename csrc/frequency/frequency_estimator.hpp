@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "common/fork_safe_mutex.hpp"
+#include "common/large_array.hpp"
 #include "common/random_stream.hpp"
 
 namespace recsample {
@@ -120,16 +121,12 @@ class FrequencyEstimator {
   double max_effective_gap(int64_t id, uint64_t now) const;
   void apply(Bucket& b, uint64_t t) const;
   void apply_hits(int j, const int64_t* ids, int64_t n, uint64_t t0, uint64_t blo, uint64_t span);
-  Bucket* table(int j) { return buckets_.get() + static_cast<size_t>(j) * static_cast<size_t>(num_buckets_); }
+  Bucket* table(int j) { return buckets_.data() + static_cast<size_t>(j) * static_cast<size_t>(num_buckets_); }
   const Bucket* table(int j) const {
-    return buckets_.get() + static_cast<size_t>(j) * static_cast<size_t>(num_buckets_);
+    return buckets_.data() + static_cast<size_t>(j) * static_cast<size_t>(num_buckets_);
   }
   size_t total_buckets() const { return static_cast<size_t>(num_buckets_) * static_cast<size_t>(num_hashes_); }
   void clear_tables();
-
-  struct FreeDeleter {
-    void operator()(Bucket* p) const { std::free(p); }
-  };
 
   int64_t num_buckets_;
   int num_hashes_;
@@ -138,7 +135,7 @@ class FrequencyEstimator {
   uint32_t warmup_;  // 1/n averaging while n <= warmup_ (then the weight is alpha)
   std::vector<double> weight_;  // [warmup_ + 2]: weight of the n-th gap
   std::vector<uint64_t> xor_keys_, multipliers_;
-  std::unique_ptr<Bucket[], FreeDeleter> buckets_;  // num_hashes tables of num_buckets, hash-major
+  LargeArray<Bucket> buckets_;  // num_hashes tables of num_buckets, hash-major
   uint64_t clock_ = 0;
   mutable ForkSafeSharedMutex mutex_;
 };

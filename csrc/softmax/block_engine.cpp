@@ -34,7 +34,7 @@ struct BlockImpl {
     const V al = splat<V>(alpha);
     V m0 = splat<V>(-std::numeric_limits<float>::infinity()), m1 = m0;
     for (int64_t j = c0; j < c1; j += MR) {
-      Wide::run(1, dp, w.rows.get() + j * dp, dp, 1, 0, xt, RB, 0, tile);
+      Wide::run(1, dp, w.rows.data() + j * dp, dp, 1, 0, xt, RB, 0, tile);
       RS_UNROLL for (int i = 0; i < MR; ++i) {
         const V off = splat<V>(offset[j + i]);
         float* o = g + (j - c0 + i) * RB;
@@ -117,7 +117,7 @@ struct BlockImpl {
       const int64_t K = std::min<int64_t>(kDxK, w.np - k0);
       for (int64_t i0 = 0; i0 < dp; i0 += MD) {
         // A(i, k) = W[k0 + k][i0 + i] (broadcast), B(k) = G's column k0 + k (the RB lanes).
-        Narrow::run(1, K, w.rows.get() + k0 * dp + i0, 1, dp, 0, g + k0 * RB, RB, 0, tile);
+        Narrow::run(1, K, w.rows.data() + k0 * dp + i0, 1, dp, 0, g + k0 * RB, RB, 0, tile);
         RS_UNROLL for (int i = 0; i < MD; ++i) {
           float* o = dxt + (i0 + i) * RB;
           storeu<V>(o, loadu<V>(o) + loadu<V>(tile + i * RB));

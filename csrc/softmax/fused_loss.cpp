@@ -61,7 +61,7 @@ struct Workspace {
   int64_t capacity = 0;
   explicit Workspace(int64_t n) { buf = cache().take(n, &capacity); }
   ~Workspace() { cache().give(std::move(buf), capacity); }
-  float* get() { return buf.get(); }
+  float* get() { return buf.data(); }
 };
 
 struct Problem {

@@ -22,14 +22,6 @@
 namespace recsample {
 namespace softmax {
 
-FloatBuf alloc_floats(int64_t n) {
-  if (n <= 0) return FloatBuf(nullptr);
-  const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  return FloatBuf(static_cast<float*>(p));
-}
-
 namespace {
 using namespace simd;
 
@@ -52,12 +44,12 @@ struct Impl {
     alignas(64) float tile[MR * NR];
     const int64_t dp = x.dp;
     for (int64_t c = c0; c < c1; c += NR) {
-      const float* panel = w.panels.get() + (c / NR) * dp * NR;
+      const float* panel = w.panels.data() + (c / NR) * dp * NR;
       const int64_t nc = std::min<int64_t>(NR, cols_valid - c);
       if (nc <= 0) break;
       for (int64_t r = r0; r < r1; r += MR) {
         if (r >= rows_valid) break;
-        kernel(dp, x.data.get() + r * dp, dp, 1, panel, NR, tile);
+        kernel(dp, x.data.data() + r * dp, dp, 1, panel, NR, tile);
         const int64_t nrows = std::min<int64_t>(MR, rows_valid - r);
         if (nc == NR) {
           for (int64_t i = 0; i < nrows; ++i) {
@@ -165,7 +157,7 @@ Rows Engine::pack_rows(const float* x, int64_t b, int64_t d, int64_t row_multipl
   r.bp = round_up(std::max<int64_t>(b, 1), row_multiple > 0 ? row_multiple : mr());
   r.dp = round_up(std::max<int64_t>(d, 1), 32);
   r.data = alloc_floats(r.bp * r.dp);
-  float* dst = r.data.get();
+  float* dst = r.data.data();
   const int64_t dp = r.dp;
   parallel_chunks(r.bp, 256, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -194,10 +186,10 @@ Columns Engine::pack_columns(const float* table, const int64_t* ids, int64_t n, 
   float* rows = nullptr;
   if (as_rows) {
     w.rows = alloc_floats(np * dp);
-    rows = w.rows.get();
+    rows = w.rows.data();
   } else {
     w.panels = alloc_floats(np * dp);
-    panels = w.panels.get();
+    panels = w.panels.data();
   }
   // The source rows are scattered over the table (a random gather from memory): each column
   // prefetches the row kAhead columns on, so that many rows are in flight at once.

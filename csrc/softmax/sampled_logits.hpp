@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "common/large_array.hpp"
+
 namespace recsample {
 namespace softmax {
 
@@ -23,11 +25,8 @@ namespace softmax {
 constexpr float kMaskedLogit = -3.40282346638528859811704183484516925440e+38f;
 
 // ---- aligned scratch ---------------------------------------------------------------------------
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-using FloatBuf = std::unique_ptr<float[], FreeDeleter>;
-FloatBuf alloc_floats(int64_t n);  // 64-byte aligned, uninitialised
+using FloatBuf = LargeArray<float>;  // 64-byte aligned, uninitialised
+inline FloatBuf alloc_floats(int64_t n) { return FloatBuf(n > 0 ? static_cast<size_t>(n) : 0); }
 
 // ---- ISA dispatch ------------------------------------------------------------------------------
 // "avx512", "avx2" or "generic": the micro-kernels for common/cpu_dispatch's isa_level() (levels
