@@ -12,11 +12,8 @@
 // micro-kernels are selected by isa_level() too).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-
-#include "common/thread_pool.hpp"
 
 // The 64-byte vector types below never cross a non-inlined call, so GCC's note that passing them
 // by value without AVX-512 would change the ABI does not apply (files including this one only).
@@ -154,32 +151,5 @@ RS_INLINE void vsum4(typename Simd<T>::vec s0, typename Simd<T>::vec s1, typenam
   out[3] = vsum<T>(s3);
 }
 #endif
-
-// Runs body(c) for c in [0, num_chunks) on at most num_threads threads (0: get_num_threads()).
-template <class Body>
-void run_chunks(int64_t num_chunks, int num_threads, Body&& body) {
-  if (num_chunks <= 0) return;
-  int64_t workers = num_threads > 0 ? num_threads : get_num_threads();
-  if (workers > num_chunks) workers = num_chunks;
-  if (workers <= 1) {
-    for (int64_t c = 0; c < num_chunks; ++c) body(c);
-    return;
-  }
-  // One pool task per worker; each pulls chunks from a shared counter. Chunk boundaries are fixed
-  // by the caller, so which worker runs a chunk never changes the result.
-  std::atomic<int64_t> next{0};
-  parallel_for(workers, [&](int64_t) {
-    for (;;) {
-      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= num_chunks) return;
-      try {
-        body(c);
-      } catch (...) {
-        next.store(num_chunks, std::memory_order_relaxed);  // the other workers stop too
-        throw;
-      }
-    }
-  });
-}
 
 }  // namespace recsample

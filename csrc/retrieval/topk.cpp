@@ -8,6 +8,7 @@
 
 #include "common/checks.hpp"
 #include "common/cpu_dispatch.hpp"
+#include "common/thread_pool.hpp"
 
 namespace recsample {
 

@@ -10,6 +10,7 @@
 
 #include "common/checks.hpp"
 #include "common/cpu_dispatch.hpp"
+#include "common/thread_pool.hpp"
 #include "common/prefetch.hpp"
 
 namespace recsample {
