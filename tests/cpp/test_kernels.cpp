@@ -284,7 +284,7 @@ static void test_block_engine_products(int64_t d) {
         }
     }
     std::vector<float> dw(static_cast<size_t>(np * dp), 1.0f);  // dw() adds to what is there
-    for (int64_t j0 = 0; j0 < np; j0 += be.col_multiple()) be.dw(g.data(), np, nb, xr.data.get(), dp, j0, j0 + be.col_multiple(), dw.data(), dp);
+    for (int64_t j0 = 0; j0 < np; j0 += be.col_multiple()) be.dw(g.data(), np, nb, xr.data.data(), dp, j0, j0 + be.col_multiple(), dw.data(), dp);
     double worst_dw = 0.0;
     for (int64_t j = 0; j < n; ++j)
       for (int64_t i = 0; i < d; ++i) {
