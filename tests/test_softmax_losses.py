@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import recsample as rs
-from recsample import _core
 
 MASK = np.finfo(np.float32).min
 
